@@ -1,0 +1,101 @@
+"""Dependencies shared by the API routes: the runtime, the caller, pagination."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Depends, Query, Request
+from fastapi.security import (
+    HTTPAuthorizationCredentials,
+    HTTPBasic,
+    HTTPBasicCredentials,
+    HTTPBearer,
+)
+from pydantic import BaseModel, ConfigDict
+
+from pilothouse.errors import BadRequest, Unauthorized
+from pilothouse.identity.access import Principal, user_principal
+from pilothouse.identity.passwords import verify_password
+from pilothouse.runtime import Runtime
+from pilothouse.store import identity as store
+
+bearer = HTTPBearer(auto_error=False, description="A project API key: `Bearer ph-...`")
+basic = HTTPBasic(auto_error=False, description="A user's email and password")
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def authenticate(
+    runtime: RuntimeDep,
+    token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    login: Annotated[HTTPBasicCredentials | None, Depends(basic)],
+) -> Principal:
+    """The caller: a Bearer API key, or HTTP Basic email:password."""
+    if token is not None:
+        return runtime.keys.verify(token.credentials).principal
+    if login is not None:
+        with runtime.db.read() as conn:
+            user = store.user_by_email(conn, login.username)
+            ok = user is not None and user["is_active"]
+            ok = ok and verify_password(user["password_hash"], login.password)  # type: ignore[index]
+            if not ok or user is None:
+                raise Unauthorized("wrong email or password", code="invalid_credentials")
+            roles = store.roles_of(conn, user["id"])
+        return user_principal(user["id"], user["email"], user["is_superuser"], roles)
+    raise Unauthorized(
+        "missing credentials: send 'Authorization: Bearer <API key>'", code="missing_credentials"
+    )
+
+
+Caller = Annotated[Principal, Depends(authenticate)]
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of results; pass ``next_cursor`` as ``cursor`` to get the next one."""
+
+    data: list[T]
+    next_cursor: str | None
+
+
+class Strict(BaseModel):
+    """Request bodies: unknown fields are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def encode_cursor(value: int | str | None) -> str | None:
+    if value is None:
+        return None
+    return base64.urlsafe_b64encode(str(value).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if not cursor:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadRequest("cursor is not one this API returned", param="cursor") from None
+
+
+def int_cursor(cursor: str | None) -> int | None:
+    raw = decode_cursor(cursor)
+    if raw is None:
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise BadRequest("cursor is not one this API returned", param="cursor")
+    return int(raw)
+
+
+LimitQ = Annotated[int, Query(ge=1, le=500, description="Page size")]
+CursorQ = Annotated[str | None, Query(description="`next_cursor` of the previous page")]

@@ -1,0 +1,121 @@
+"""RFC 9457 problem+json for the management API: the one place errors meet the wire."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from pilothouse.errors import PilothouseError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_BASE = "https://pilothouse.dev/problems/"
+MEDIA_TYPE = "application/problem+json"
+
+
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    instance: str | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if instance:
+        body["instance"] = instance
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, headers=headers, media_type=MEDIA_TYPE)
+
+
+def from_error(exc: PilothouseError, instance: str | None = None) -> JSONResponse:
+    errors = list(exc.errors)
+    if exc.param and not errors:
+        errors = [{"path": exc.param, "reason": exc.detail}]
+    return problem(
+        exc.status,
+        exc.code,
+        exc.title,
+        exc.detail,
+        errors=errors,
+        headers=exc.headers(),
+        instance=instance,
+    )
+
+
+def _path(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def validation_errors(raw: Any) -> list[dict[str, Any]]:
+    """FastAPI/pydantic errors as ``{"path": "body.scopes.0", "reason": "..."}``."""
+    out = []
+    for err in raw:
+        loc = tuple(err.get("loc", ()))
+        reason = str(err.get("msg", "invalid"))
+        if err.get("type") == "json_invalid":
+            ctx = err.get("ctx") or {}
+            reason = f"malformed JSON: {ctx.get('error', reason)}"
+            loc = loc[:1]
+        out.append({"path": _path(loc), "reason": reason, "type": err.get("type", "")})
+    return out
+
+
+async def _pilothouse_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PilothouseError)
+    return from_error(exc, instance=request.url.path)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = validation_errors(exc.errors())
+    detail = "; ".join(f"{e['path']}: {e['reason']}" for e in errors[:5])
+    status = 400 if any(e["type"] == "json_invalid" for e in errors) else 422
+    code = "malformed_json" if status == 400 else "validation_failed"
+    title = "Malformed JSON" if status == 400 else "Validation failed"
+    return problem(status, code, title, detail, errors=errors, instance=request.url.path)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return problem(
+        exc.status_code,
+        code,
+        str(exc.detail),
+        str(exc.detail),
+        headers=dict(exc.headers or {}),
+        instance=request.url.path,
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(
+        500,
+        "internal_error",
+        "Internal error",
+        "an unexpected error occurred; it has been logged",
+        instance=request.url.path,
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(PilothouseError, _pilothouse_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,199 @@
+"""The one registry of settings.
+
+Every setting is a field of :class:`Settings` with a type, a default and help text. The same
+registry drives environment variables (``PILOTHOUSE_<NAME>``), the flags of ``pilothouse
+serve``, ``pilothouse settings`` and the generated ``docs/settings.md``.
+
+Precedence, highest first: explicit overrides (CLI flags), environment, defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pilothouse.errors import ConfigError
+
+ENV_PREFIX = "PILOTHOUSE_"
+
+
+def setting(default: Any, help: str, *, choices: tuple[str, ...] = (), secret: bool = False) -> Any:
+    """Declare one setting: its default and the help text shown in the CLI and docs."""
+    return field(default=default, metadata={"help": help, "choices": choices, "secret": secret})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Pilothouse configuration. Build with :func:`load_settings`."""
+
+    data_dir: Path = setting(Path(".pilothouse"), "Directory for the embedded database and files.")
+    database_url: str = setting(
+        "",
+        "SQLAlchemy URL of the database. Empty means sqlite:///<data_dir>/pilothouse.db; "
+        "use postgresql+psycopg://user@host:5432/db for PostgreSQL.",
+    )
+    host: str = setting("127.0.0.1", "Interface the server listens on.")
+    port: int = setting(4141, "TCP port the server listens on.")
+    migrate: bool = setting(True, "Apply database migrations when the server starts.")
+    redis_url: str = setting(
+        "", "Redis URL (redis://host:6379/0). When set, background jobs use Redis and workers."
+    )
+    workers_inline: bool = setting(
+        True, "Run a background-job consumer inside the server process (embedded mode)."
+    )
+    job_workers: int = setting(
+        2, "Threads of the in-process job consumer and of `pilothouse worker`."
+    )
+    admin_email: str = setting("admin@localhost", "Email of the first administrator user.")
+    admin_password: str = setting(
+        "",
+        "Password of the first administrator. Empty: one is generated and printed once.",
+        secret=True,
+    )
+    admin_key: str = setting(
+        "",
+        "API key of the first administrator. Empty: one is generated and printed once.",
+        secret=True,
+    )
+    max_body_bytes: int = setting(10 * 1024 * 1024, "Largest request body accepted, in bytes.")
+    key_cache_ttl: float = setting(
+        30.0, "Seconds an API-key lookup stays cached in memory (revocations apply at once)."
+    )
+    log_format: str = setting("text", "Log format.", choices=("text", "json"))
+    log_level: str = setting("info", "Log level.", choices=("debug", "info", "warning", "error"))
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, with the embedded SQLite default filled in."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'pilothouse.db').resolve()}"
+
+    def public(self) -> dict[str, Any]:
+        """Values safe to show: secrets masked."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = "********" if f.metadata["secret"] and value else value
+        return out
+
+
+@dataclass(frozen=True)
+class SettingInfo:
+    """Description of one setting, for the CLI and the docs."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple[str, ...]
+    secret: bool
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+_TYPES: dict[str, type] = {"Path": Path, "str": str, "int": int, "float": float, "bool": bool}
+
+
+def registry() -> list[SettingInfo]:
+    """All settings, in declaration order."""
+    out = []
+    for f in dataclasses.fields(Settings):
+        out.append(
+            SettingInfo(
+                name=f.name,
+                type=_TYPES[str(f.type)],
+                default=f.default,
+                help=f.metadata["help"],
+                choices=f.metadata["choices"],
+                secret=f.metadata["secret"],
+            )
+        )
+    return out
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def parse_value(info: SettingInfo, raw: Any) -> Any:
+    """Turn a raw (usually string) value into the setting's type, or raise ConfigError."""
+    source = info.env
+    try:
+        if info.type is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise ValueError
+        if info.type is Path:
+            return Path(raw)
+        value = info.type(raw)
+    except (TypeError, ValueError):
+        expected = {bool: "true or false", int: "an integer", float: "a number"}.get(
+            info.type, info.type.__name__
+        )
+        raise ConfigError(f"{source}={raw!r} is invalid: expected {expected}") from None
+    if info.choices and value not in info.choices:
+        raise ConfigError(f"{source}={raw!r} is invalid: expected one of {', '.join(info.choices)}")
+    if info.type in (int, float) and value < 0:
+        raise ConfigError(f"{source}={raw!r} is invalid: expected a value >= 0")
+    return value
+
+
+def _check(settings: Settings) -> None:
+    url = settings.effective_database_url
+    if not url.startswith(("sqlite:", "postgresql")):
+        raise ConfigError(
+            f"{ENV_PREFIX}DATABASE_URL={url!r} is invalid: expected sqlite:///path or "
+            "postgresql+psycopg://user@host:port/db"
+        )
+    if settings.port > 65535:
+        raise ConfigError(f"{ENV_PREFIX}PORT={settings.port} is invalid: expected 0-65535")
+    if settings.redis_url and not settings.redis_url.startswith(
+        ("redis://", "rediss://", "unix://")
+    ):
+        raise ConfigError(
+            f"{ENV_PREFIX}REDIS_URL={settings.redis_url!r} is invalid: expected redis://host:port/db"
+        )
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build settings from defaults, the environment and explicit overrides (None = not given)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for info in registry():
+        if overrides is not None and overrides.get(info.name) is not None:
+            values[info.name] = parse_value(info, overrides[info.name])
+        elif info.env in env:
+            values[info.name] = parse_value(info, env[info.env])
+    settings = Settings(**values)
+    _check(settings)
+    return settings
+
+
+def type_name(info: SettingInfo) -> str:
+    """How the docs and CLI name a setting's type."""
+    if info.choices:
+        return " | ".join(info.choices)
+    return {Path: "path", str: "string", int: "integer", float: "number", bool: "boolean"}[
+        info.type
+    ]
+
+
+__all__ = ["SettingInfo", "Settings", "load_settings", "parse_value", "registry", "type_name"]
