@@ -1,0 +1,1 @@
+"""Tracing: OTLP ingestion, semantic-convention mapping, the span writer and queries."""
