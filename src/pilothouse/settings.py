@@ -63,6 +63,21 @@ class Settings:
     key_cache_ttl: float = setting(
         30.0, "Seconds an API-key lookup stays cached in memory (revocations apply at once)."
     )
+    secret_key: str = setting(
+        "",
+        "Key that signs web UI session cookies. Empty: one is generated and kept in "
+        "<data_dir>/secret_key. Set the same value on every server behind a load balancer.",
+        secret=True,
+    )
+    web_session_hours: int = setting(12, "Hours a web UI login lasts without activity.")
+    web_cookie_secure: str = setting(
+        "auto",
+        "Mark web UI cookies Secure: auto = when the request came over HTTPS.",
+        choices=("auto", "always", "never"),
+    )
+    web_login_attempts: int = setting(
+        10, "Web UI login attempts allowed per minute for one client address and email."
+    )
     log_format: str = setting("text", "Log format.", choices=("text", "json"))
     log_level: str = setting("info", "Log level.", choices=("debug", "info", "warning", "error"))
 
