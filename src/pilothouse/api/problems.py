@@ -92,6 +92,10 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc.__cause__, PilothouseError):
+        # FastAPI wraps errors raised while reading the body (e.g. BodyLimit's PayloadTooLarge)
+        # in a generic 400; answer with the original.
+        return from_error(exc.__cause__, instance=request.url.path)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return problem(
         exc.status_code,

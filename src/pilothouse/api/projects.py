@@ -134,6 +134,8 @@ def create_project(body: ProjectCreate, runtime: RuntimeDep, caller: Caller) -> 
                 org_id = min(caller.admin_orgs)
             elif caller.is_superuser:
                 org_id = conn.execute(sa.select(sa.func.min(store.organizations.c.id))).scalar()
+            else:
+                raise Forbidden(f"{caller.kind} {caller.name!r} administers no organization")
             if org_id is None:
                 raise BadRequest("org_id is required", param="body.org_id")
         caller.require_org_admin(org_id)
