@@ -78,6 +78,30 @@ class Settings:
     web_login_attempts: int = setting(
         10, "Web UI login attempts allowed per minute for one client address and email."
     )
+    gateway_limits_backend: str = setting(
+        "auto",
+        "Where gateway rate limits and budgets are counted: memory (one process), redis (shared "
+        "by replicas; needs redis_url) or auto (redis when redis_url is set).",
+        choices=("auto", "memory", "redis"),
+    )
+    gateway_redis_prefix: str = setting(
+        "ph:gw:", "Prefix of the gateway's Redis keys (limits, budgets, cache)."
+    )
+    gateway_spend_flush_seconds: float = setting(
+        5.0, "Seconds between batched writes of gateway spend to the database."
+    )
+    gateway_cache_backend: str = setting(
+        "memory",
+        "Where cached gateway responses live: memory (per process), database (survives "
+        "restarts) or redis (shared by replicas; needs redis_url).",
+        choices=("memory", "database", "redis"),
+    )
+    gateway_cache_ttl: float = setting(
+        3600.0, "Seconds a cached gateway response stays valid (a request may ask for less)."
+    )
+    gateway_cache_max_entries: int = setting(
+        10_000, "Most responses kept by the memory cache (least recently used go first)."
+    )
     log_format: str = setting("text", "Log format.", choices=("text", "json"))
     log_level: str = setting("info", "Log level.", choices=("debug", "info", "warning", "error"))
 

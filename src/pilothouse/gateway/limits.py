@@ -1,0 +1,428 @@
+"""Rate limits, concurrency caps and budgets, checked on every gateway request.
+
+Each request is checked against several *subjects* at once (``key:<id>`` and ``project:<id>``):
+all must admit it, or none is charged. Request and token rates use GCRA (the generic cell
+rate algorithm): per subject one number, the *theoretical arrival time*, so admission is O(1)
+and a full bucket allows a burst of the whole per-minute limit. Tokens are charged on the
+estimate at admission and corrected with the real count at :meth:`Limiter.settle`.
+
+Two backends share this interface: :class:`MemoryLimiter` (one process; the event loop is the
+lock) and :class:`~pilothouse.gateway.redis_limits.RedisLimiter` (Lua scripts on a shared Redis,
+exact across replicas). Budgets read the spend kept by
+:class:`~pilothouse.gateway.spend.SpendLedger`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from pilothouse.errors import BudgetExceeded, ConfigError, RateLimited
+
+if TYPE_CHECKING:
+    from pilothouse.gateway.redis_limits import RedisLimiter
+    from pilothouse.gateway.spend import SpendLedger
+    from pilothouse.settings import Settings
+
+#: The window of RPM and TPM limits, in seconds.
+WINDOW = 60.0
+#: Float slack in request counts (k * (60 / k) may exceed 60 by a rounding error).
+EPSILON = 1e-6
+
+Period = Literal["day", "month"]
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class LimitPolicy:
+    """The limits of one subject; ``None`` means unlimited."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    max_concurrent: int | None = None
+    budget_usd: float | None = None
+    budget_period: Period = "day"
+    #: A monthly cap on top of a daily ``budget_usd`` (when a key sets both).
+    budget_usd_month: float | None = None
+
+    @classmethod
+    def from_limits(cls, limits: Mapping[str, Any] | None) -> LimitPolicy:
+        """Read an API key's or project's ``limits`` dict (rpm, tpm, max_concurrent,
+        budget_usd_day, budget_usd_month); unknown keys are ignored."""
+        limits = limits or {}
+
+        def number(name: str, kind: type[int] | type[float]) -> Any:
+            value = limits.get(name)
+            if value is None or isinstance(value, bool):
+                return None
+            try:
+                out = kind(value)
+            except (TypeError, ValueError):
+                return None
+            return out if out >= 0 else None
+
+        day = number("budget_usd_day", float)
+        month = number("budget_usd_month", float)
+        return cls(
+            rpm=number("rpm", int),
+            tpm=number("tpm", int),
+            max_concurrent=number("max_concurrent", int),
+            budget_usd=day if day is not None else month,
+            budget_period="day" if day is not None else "month",
+            budget_usd_month=month if day is not None else None,
+        )
+
+    def budgets(self) -> list[tuple[Period, float]]:
+        """Every (period, USD) cap of this policy."""
+        out: list[tuple[Period, float]] = []
+        if self.budget_usd is not None:
+            out.append((self.budget_period, self.budget_usd))
+        if self.budget_usd_month is not None:
+            out.append(("month", self.budget_usd_month))
+        return out
+
+    @property
+    def unlimited(self) -> bool:
+        return (
+            self.rpm is None
+            and self.tpm is None
+            and self.max_concurrent is None
+            and not self.budgets()
+        )
+
+
+def period_start(period: Period, now: float) -> datetime:
+    """Start (UTC midnight) of the day or month containing ``now``."""
+    moment = datetime.fromtimestamp(now, UTC)
+    start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start.replace(day=1) if period == "month" else start
+
+
+def period_end(period: Period, now: float) -> datetime:
+    """End of the day or month containing ``now`` (when a budget resets)."""
+    start = period_start(period, now)
+    if period == "day":
+        return start + timedelta(days=1)
+    return (start + timedelta(days=32)).replace(day=1)
+
+
+def format_reset(seconds: float) -> str:
+    """A duration the way OpenAI's ``x-ratelimit-reset-*`` headers write it (``20ms``, ``6m0s``)."""
+    if seconds <= 0:
+        return "0s"
+    if seconds < 1:
+        return f"{max(1, round(seconds * 1000))}ms"
+    total = math.ceil(seconds * 1000) / 1000
+    minutes, secs = divmod(total, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    text = f"{secs:.3f}".rstrip("0").rstrip(".") + "s"
+    if hours:
+        return f"{hours}h{minutes}m{text}"
+    if minutes:
+        return f"{minutes}m{text}"
+    return text
+
+
+@dataclass
+class Usage:
+    """Where one rate limit of one subject stands after an admission (for the headers)."""
+
+    limit: int
+    remaining: int
+    reset: float
+
+
+class RateLimitReached(RateLimited):
+    """429 from a request, token or concurrency limit; carries the ``x-ratelimit-*`` headers."""
+
+    def __init__(self, detail: str, *, retry_after: float, headers: dict[str, str]) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self._limit_headers = headers
+
+    def headers(self) -> dict[str, str]:
+        return {**self._limit_headers, **super().headers()}
+
+
+def rate_headers(requests: Usage | None, tokens: Usage | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, usage in (("requests", requests), ("tokens", tokens)):
+        if usage is None:
+            continue
+        out[f"x-ratelimit-limit-{name}"] = str(usage.limit)
+        out[f"x-ratelimit-remaining-{name}"] = str(max(0, usage.remaining))
+        out[f"x-ratelimit-reset-{name}"] = format_reset(usage.reset)
+    return out
+
+
+def tightest(usages: Sequence[Usage | None]) -> Usage | None:
+    """The usage with the fewest remaining (what a client should pace itself on)."""
+    present = [u for u in usages if u is not None]
+    return min(present, key=lambda u: (u.remaining, -u.reset)) if present else None
+
+
+@dataclass(eq=False)
+class Admission:
+    """A request let in: its subjects, the token estimate charged, and headers to send."""
+
+    subjects: tuple[tuple[str, LimitPolicy], ...]
+    estimated_tokens: int
+    headers: dict[str, str] = field(default_factory=dict)
+    _release: Callable[[], None] | None = field(default=None, repr=False)
+    settled: bool = False
+
+    def release(self) -> None:
+        """Free the concurrency slots taken at admission (idempotent)."""
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+    def ids(self) -> tuple[int | None, int | None]:
+        """(project_id, key_id) named by the subjects, for spend accounting."""
+        project_id = key_id = None
+        for subject, _ in self.subjects:
+            kind, _, ident = subject.partition(":")
+            if ident.isdigit():
+                if kind == "project":
+                    project_id = int(ident)
+                elif kind == "key":
+                    key_id = int(ident)
+        return project_id, key_id
+
+
+class Limiter(Protocol):
+    """What the gateway asks of a limits backend."""
+
+    async def admit(self, subject: str, policy: LimitPolicy, estimated_tokens: int) -> Admission:
+        """Admit one request for one subject or raise RateLimited / BudgetExceeded."""
+        ...
+
+    async def admit_all(
+        self, checks: Sequence[tuple[str, LimitPolicy]], estimated_tokens: int
+    ) -> Admission:
+        """Admit one request for every subject at once; a refusal charges none of them."""
+        ...
+
+    async def settle(
+        self,
+        admission: Admission,
+        actual_tokens: int,
+        cost_usd: float,
+        *,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+    ) -> None:
+        """Correct the token charge with the real count and record the spend (once)."""
+        ...
+
+
+@dataclass
+class _Gcra:
+    """The outcome of a GCRA check: new arrival time if admitted, else when to retry."""
+
+    allowed: bool
+    new_tat: float
+    retry_after: float
+
+
+def gcra(tat: float, now: float, cost: float, limit: int) -> _Gcra:
+    """Check ``cost`` units against ``limit`` per :data:`WINDOW`, burst of the whole limit."""
+    if limit <= 0:
+        return _Gcra(False, tat, WINDOW)
+    interval = WINDOW / limit
+    new_tat = max(tat, now) + cost * interval
+    # Half an interval of slack absorbs float rounding without admitting one more unit.
+    if new_tat - now <= WINDOW + interval / 2:
+        return _Gcra(True, new_tat, 0.0)
+    return _Gcra(False, tat, new_tat - WINDOW - now)
+
+
+def gcra_usage(tat: float, now: float, limit: int) -> Usage:
+    if limit <= 0:
+        return Usage(limit=0, remaining=0, reset=WINDOW)
+    interval = WINDOW / limit
+    used = max(0.0, tat - now)
+    remaining = math.floor((WINDOW - used) / interval + EPSILON)
+    return Usage(limit=limit, remaining=remaining, reset=used)
+
+
+def clamp_tokens(estimated: int, tpm: int) -> int:
+    """A request larger than the whole per-minute budget waits for a full bucket, not forever."""
+    return min(max(0, estimated), tpm)
+
+
+def budget_error(
+    subject: str, period: Period, budget: float, spent: float, now: float
+) -> Exception:
+    return BudgetExceeded(
+        f"Budget of ${budget:.2f} per {period} for {subject} is exhausted "
+        f"(spent ${spent:.4f}); it resets at {period_end(period, now).isoformat()}.",
+        retry_after=max(1.0, period_end(period, now).timestamp() - now),
+    )
+
+
+def rate_error(
+    subject: str, what: str, limit: int, retry_after: float, headers: dict[str, str]
+) -> RateLimitReached:
+    unit = {"requests": "requests per min", "tokens": "tokens per min"}.get(what, what)
+    return RateLimitReached(
+        f"Rate limit reached for {subject} on {unit}: limit {limit}. "
+        f"Please try again in {format_reset(retry_after)}.",
+        retry_after=retry_after,
+        headers=headers,
+    )
+
+
+class MemoryLimiter:
+    """Limits for one process. All state lives in dicts touched only from the event loop."""
+
+    def __init__(self, ledger: SpendLedger | None = None, clock: Clock = time.time) -> None:
+        self.ledger = ledger
+        self.clock = clock
+        self._request_tat: dict[str, float] = {}
+        self._token_tat: dict[str, float] = {}
+        self._running: dict[str, int] = {}
+
+    async def admit(self, subject: str, policy: LimitPolicy, estimated_tokens: int) -> Admission:
+        return await self.admit_all([(subject, policy)], estimated_tokens)
+
+    async def admit_all(
+        self, checks: Sequence[tuple[str, LimitPolicy]], estimated_tokens: int
+    ) -> Admission:
+        now = self.clock()
+        plans: list[tuple[str, LimitPolicy, _Gcra | None, _Gcra | None]] = []
+        request_usages: list[Usage | None] = []
+        token_usages: list[Usage | None] = []
+        for subject, policy in checks:
+            if policy.unlimited:
+                continue
+            for period, budget in policy.budgets():
+                spent = self.ledger.spent(subject, period) if self.ledger else 0.0
+                if spent >= budget:
+                    raise budget_error(subject, period, budget, spent, now)
+            running = self._running.get(subject, 0)
+            if policy.max_concurrent is not None and running >= policy.max_concurrent:
+                raise rate_error(subject, "concurrent requests", policy.max_concurrent, 1.0, {})
+            requests = tokens = None
+            if policy.rpm is not None:
+                tat = self._request_tat.get(subject, now)
+                requests = gcra(tat, now, 1, policy.rpm)
+                if not requests.allowed:
+                    headers = rate_headers(gcra_usage(tat, now, policy.rpm), None)
+                    raise rate_error(subject, "requests", policy.rpm, requests.retry_after, headers)
+                request_usages.append(gcra_usage(requests.new_tat, now, policy.rpm))
+            if policy.tpm is not None:
+                tat = self._token_tat.get(subject, now)
+                cost = clamp_tokens(estimated_tokens, policy.tpm)
+                tokens = gcra(tat, now, cost, policy.tpm)
+                if not tokens.allowed:
+                    headers = rate_headers(None, gcra_usage(tat, now, policy.tpm))
+                    raise rate_error(subject, "tokens", policy.tpm, tokens.retry_after, headers)
+                token_usages.append(gcra_usage(tokens.new_tat, now, policy.tpm))
+            plans.append((subject, policy, requests, tokens))
+        # Every subject admits the request: only now charge them all.
+        held: list[str] = []
+        for subject, policy, requests, tokens in plans:
+            if requests is not None:
+                self._request_tat[subject] = requests.new_tat
+            if tokens is not None:
+                self._token_tat[subject] = tokens.new_tat
+            if policy.max_concurrent is not None:
+                self._running[subject] = self._running.get(subject, 0) + 1
+                held.append(subject)
+        admission = Admission(
+            subjects=tuple(checks),
+            estimated_tokens=estimated_tokens,
+            headers=rate_headers(tightest(request_usages), tightest(token_usages)),
+        )
+        if held:
+            admission._release = lambda: self._free(held)
+        return admission
+
+    def _free(self, subjects: list[str]) -> None:
+        for subject in subjects:
+            left = self._running.get(subject, 0) - 1
+            if left > 0:
+                self._running[subject] = left
+            else:
+                self._running.pop(subject, None)
+
+    def running(self, subject: str) -> int:
+        """Requests of ``subject`` in flight now."""
+        return self._running.get(subject, 0)
+
+    async def settle(
+        self,
+        admission: Admission,
+        actual_tokens: int,
+        cost_usd: float,
+        *,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+    ) -> None:
+        if admission.settled:
+            return
+        admission.settled = True
+        for subject, policy in admission.subjects:
+            if policy.tpm and subject in self._token_tat:
+                charged = clamp_tokens(admission.estimated_tokens, policy.tpm)
+                self._token_tat[subject] += (actual_tokens - charged) * WINDOW / policy.tpm
+        record_spend(self.ledger, admission, actual_tokens, cost_usd, input_tokens, output_tokens)
+
+
+def record_spend(
+    ledger: SpendLedger | None,
+    admission: Admission,
+    actual_tokens: int,
+    cost_usd: float,
+    input_tokens: int | None,
+    output_tokens: int | None,
+) -> None:
+    if ledger is None:
+        return
+    project_id, key_id = admission.ids()
+    if project_id is None:
+        return
+    if input_tokens is None and output_tokens is None:
+        input_tokens, output_tokens = actual_tokens, 0
+    ledger.add(project_id, key_id, cost_usd, input_tokens or 0, output_tokens or 0)
+
+
+def make_limiter(settings: Settings, ledger: SpendLedger | None = None) -> Limiter:
+    """The limits backend the settings ask for (Redis when shared by replicas)."""
+    backend = settings.gateway_limits_backend
+    if backend == "auto":
+        backend = "redis" if settings.redis_url else "memory"
+    if backend == "memory":
+        return MemoryLimiter(ledger)
+    if not settings.redis_url:
+        raise ConfigError("PILOTHOUSE_GATEWAY_LIMITS_BACKEND=redis needs PILOTHOUSE_REDIS_URL")
+    from pilothouse.gateway.redis_limits import RedisLimiter
+
+    return RedisLimiter(settings.redis_url, prefix=settings.gateway_redis_prefix, ledger=ledger)
+
+
+def __getattr__(name: str) -> Any:
+    # The Redis backend needs the optional ``redis`` package: imported only when asked for.
+    if name == "RedisLimiter":
+        from pilothouse.gateway.redis_limits import RedisLimiter
+
+        return RedisLimiter
+    raise AttributeError(name)
+
+
+__all__ = [
+    "Admission",
+    "LimitPolicy",
+    "Limiter",
+    "MemoryLimiter",
+    "RateLimitReached",
+    "RedisLimiter",
+    "format_reset",
+    "make_limiter",
+    "period_end",
+    "period_start",
+]
