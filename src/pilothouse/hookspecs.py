@@ -6,7 +6,7 @@ the ``pilothouse`` entry-point group (``[project.entry-points.pilothouse]``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -14,6 +14,8 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from pilothouse.gateway.call import Call
+    from pilothouse.gateway.providers import Provider
     from pilothouse.jobs import JobSpec
     from pilothouse.runtime import Runtime
 
@@ -44,3 +46,34 @@ def shutdown(runtime: Runtime) -> None:
 @hookspec
 def asgi_routes(runtime: Runtime) -> list[Any]:  # type: ignore[empty-body]
     """Return Starlette routes or mounts to add to the server (e.g. ``Mount('/v1', app)``)."""
+
+
+# --- gateway ----------------------------------------------------------------------------------
+
+
+@hookspec
+def register_providers(register: Callable[[type[Provider]], None]) -> None:
+    """Register gateway providers: call ``register(MyProvider)`` with a
+    :class:`pilothouse.gateway.providers.Provider` subclass whose ``name`` is what deployments
+    name in ``provider:``. The gateway creates one instance per process with its outbound HTTP
+    seam (``MyProvider(upstream)``)."""
+
+
+@hookspec
+def gateway_request(call: Call) -> Awaitable[None] | None:
+    """Called for each ``/v1`` model call after authentication, before validation and routing.
+
+    May rewrite ``call.body`` (e.g. render a ``"prompt"`` reference into ``messages``), set
+    ``call.prompt_name`` / ``call.prompt_version``, add ``call.metadata`` entries for the trace,
+    or raise a :class:`pilothouse.errors.PilothouseError` such as ``GuardrailBlocked`` to refuse
+    the call. May be a coroutine function; the gateway awaits it. Only called when implemented.
+    """
+
+
+@hookspec
+def gateway_response(call: Call, response: dict[str, Any]) -> Awaitable[None] | None:
+    """Called with each non-streaming answer (OpenAI shape) before it is sent.
+
+    May modify ``response`` in place (e.g. redact output) or raise a ``PilothouseError`` to
+    replace it with an error. May be a coroutine function. Streams are not passed here.
+    """

@@ -102,6 +102,20 @@ class Settings:
     gateway_cache_max_entries: int = setting(
         10_000, "Most responses kept by the memory cache (least recently used go first)."
     )
+    gateway_config: str = setting(
+        "",
+        "Path of the gateway configuration (pilothouse.yaml: models, deployments, router). "
+        "Empty: built-in mock models only. Edits apply without a restart.",
+    )
+    gateway_capture_content: bool = setting(
+        True, "Record gateway request and response messages in traces."
+    )
+    gateway_content_max_chars: int = setting(
+        20_000, "Longest string kept per message in gateway traces (0: no limit)."
+    )
+    gateway_max_connections: int = setting(
+        1000, "Most open outbound connections of the gateway to its upstreams."
+    )
     log_format: str = setting("text", "Log format.", choices=("text", "json"))
     log_level: str = setting("info", "Log level.", choices=("debug", "info", "warning", "error"))
 
