@@ -1,0 +1,59 @@
+"""The built-in web UI plugin: adds the console's routes through the ``asgi_routes`` hook.
+
+The routes are explicit paths (``/login``, ``/projects/{id}/...``, ``/static``), not a
+catch-all mount at ``/``, and the hook runs last (``trylast``), so ``/api``, ``/v1``,
+``/healthz`` and other plugins' routes keep working whatever their order.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from pilothouse.hookspecs import hookimpl
+from pilothouse.web.pages import auth, home, settings
+from pilothouse.web.ui import HERE, Handler, WebUI
+
+if TYPE_CHECKING:
+    from pilothouse.runtime import Runtime
+
+GET, POST, BOTH = ["GET"], ["POST"], ["GET", "POST"]
+P = "/projects/{project_id:int}"
+
+#: (path, handler, methods, needs a signed-in user)
+PAGES: list[tuple[str, Handler, list[str], bool]] = [
+    ("/", auth.start, GET, False),
+    ("/login", auth.login, BOTH, False),
+    ("/logout", auth.logout, POST, False),
+    ("/switch", auth.switch, GET, True),
+    (P, home.home, GET, True),
+    (P + "/settings", settings.keys, GET, True),
+    (P + "/settings/keys", settings.keys, GET, True),
+    (P + "/settings/keys", settings.create_key, POST, True),
+    (P + "/settings/keys/{key_id:int}/revoke", settings.revoke_key, BOTH, True),
+    (P + "/settings/members", settings.members, GET, True),
+    (P + "/settings/members", settings.add_member, POST, True),
+    (P + "/settings/members/{user_id:int}", settings.change_member, POST, True),
+]
+
+#: The project navigation: (label, path under /projects/{id}).
+NAV: list[tuple[str, str]] = [("Home", ""), ("Settings", "/settings")]
+
+
+def build_routes(runtime: Runtime) -> list[BaseRoute]:
+    ui = WebUI(runtime)
+    ui.nav = list(NAV)
+    runtime.state["web"] = ui
+    routes: list[BaseRoute] = [
+        Route(path, ui.view(handler, login=login), methods=methods)
+        for path, handler, methods, login in PAGES
+    ]
+    routes.append(Mount("/static", StaticFiles(directory=HERE / "static"), name="static"))
+    return routes
+
+
+@hookimpl(trylast=True)
+def asgi_routes(runtime: Runtime) -> list[Any]:
+    return list(build_routes(runtime))
