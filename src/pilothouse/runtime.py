@@ -11,10 +11,10 @@ import pluggy
 from pilothouse.identity.keys import KeyRing
 from pilothouse.identity.passwords import generate_password, hash_password
 from pilothouse.jobs import Jobs, JobSpec
-from pilothouse.plugins import pm as default_pm
 from pilothouse.settings import Settings
 from pilothouse.store import Database, migrate
 from pilothouse.store import identity as store
+from pilothouse.tracing.writer import TraceWriter
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,9 @@ class Runtime:
     """Everything a request handler or job needs, created once per process."""
 
     def __init__(self, settings: Settings, plugins: pluggy.PluginManager | None = None) -> None:
+        # Imported here: plugin modules may import this module (a top-level import would cycle).
+        from pilothouse.plugins import pm as default_pm
+
         self.settings = settings
         self.plugins = plugins or default_pm
         self.db = Database(settings.effective_database_url)
@@ -42,6 +45,8 @@ class Runtime:
         specs: list[JobSpec] = []
         self.plugins.hook.register_jobs(register=specs.append)
         self.jobs = Jobs(settings, self.db, specs)
+        #: the process's one span writer (OTLP ingestion, the gateway, the SDK's server side)
+        self.traces = TraceWriter(self.db, settings)
         self.state: dict[str, Any] = {}
 
     def migrate(self) -> None:
@@ -86,5 +91,6 @@ class Runtime:
     def stop(self) -> None:
         """Flush and close: plugins first, then jobs, then the database."""
         self.plugins.hook.shutdown(runtime=self)
+        self.traces.close()
         self.jobs.stop_consumer()
         self.db.close()

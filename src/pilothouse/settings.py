@@ -48,6 +48,11 @@ class Settings:
     job_workers: int = setting(
         2, "Threads of the in-process job consumer and of `pilothouse worker`."
     )
+    job_queue: str = setting(
+        "pilothouse",
+        "Name of the job queue (its Redis key prefix); servers and workers sharing a Redis "
+        "use the same name, separate deployments different ones.",
+    )
     admin_email: str = setting("admin@localhost", "Email of the first administrator user.")
     admin_password: str = setting(
         "",

@@ -28,6 +28,9 @@ from pilothouse.store import jobs as store
 
 log = logging.getLogger(__name__)
 
+#: Longest pause between polls of an idle queue (huey's default of 10 s delays new jobs).
+MAX_POLL_DELAY = 1.0
+
 
 @dataclass(frozen=True)
 class JobContext:
@@ -89,9 +92,10 @@ class Jobs:
     @staticmethod
     def _make_huey(settings: Settings) -> Huey:
         if settings.redis_url:
-            return RedisHuey("pilothouse", url=settings.redis_url, utc=True)
+            return RedisHuey(settings.job_queue, url=settings.redis_url, utc=True)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return SqliteHuey("pilothouse", filename=str(settings.data_dir / "jobs.db"), utc=True)
+        filename = str(settings.data_dir / "jobs.db")
+        return SqliteHuey(settings.job_queue, filename=filename, utc=True)
 
     def _register(self, spec: JobSpec) -> Any:
         context = self.context
@@ -113,6 +117,8 @@ class Jobs:
         status = _STATUS.get(signal)
         if status is None:
             return
+        if status == "failed" and task.retries:
+            status = "retrying"  # huey signals the error before it requeues the task
         error = f"{type(exc).__name__}: {exc}" if exc is not None else None
         try:
             with self.context.db.write() as conn:
@@ -140,7 +146,11 @@ class Jobs:
         if self._consumer is not None:
             return
         self._consumer = _EmbeddedConsumer(
-            self.huey, workers=max(1, workers), worker_type="thread", periodic=True
+            self.huey,
+            workers=max(1, workers),
+            worker_type="thread",
+            periodic=True,
+            max_delay=MAX_POLL_DELAY,
         )
         self._consumer.start()
 
@@ -151,5 +161,7 @@ class Jobs:
 
     def run_worker(self, workers: int) -> None:
         """Block, consuming jobs until interrupted (``pilothouse worker``)."""
-        consumer = self.huey.create_consumer(workers=max(1, workers), worker_type="thread")
+        consumer = self.huey.create_consumer(
+            workers=max(1, workers), worker_type="thread", max_delay=MAX_POLL_DELAY
+        )
         consumer.run()

@@ -13,6 +13,7 @@ def ping(context: JobContext, fail_times: int = 0, attempt_key: str = "") -> str
     context.db.ping()
     if fail_times:
         counter = context.settings.data_dir / f"ping-{attempt_key or 'default'}.attempts"
+        counter.parent.mkdir(parents=True, exist_ok=True)  # with Redis nothing else creates it
         seen = int(counter.read_text()) if counter.exists() else 0
         counter.write_text(str(seen + 1))
         if seen < fail_times:
