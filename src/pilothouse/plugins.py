@@ -9,7 +9,12 @@ import pluggy
 from pilothouse import hookspecs
 
 #: Built-in features, loaded through the same hooks as third-party plugins.
-DEFAULT_PLUGINS = ("pilothouse.jobs.builtin", "pilothouse.gateway.plugin", "pilothouse.web.plugin")
+DEFAULT_PLUGINS = (
+    "pilothouse.jobs.builtin",
+    "pilothouse.gateway.plugin",
+    "pilothouse.web.plugin",
+    "pilothouse.tracing.plugin",
+)
 
 
 def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:

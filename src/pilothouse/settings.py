@@ -83,6 +83,24 @@ class Settings:
     web_login_attempts: int = setting(
         10, "Web UI login attempts allowed per minute for one client address and email."
     )
+    tracing_queue_spans: int = setting(
+        200_000,
+        "Spans waiting to be written beyond which trace ingestion answers 503 with Retry-After.",
+    )
+    tracing_batch_spans: int = setting(
+        20_000, "Most spans the trace writer commits in one transaction (group commit)."
+    )
+    tracing_buffer_spans: int = setting(
+        50_000,
+        "Spans the gateway may buffer for the trace writer; beyond it the oldest spill to "
+        "<data_dir>/spill/*.jsonl and are replayed later.",
+    )
+    tracing_retention_days: int = setting(
+        0, "Days traces are kept when the project sets no retention_days (0 keeps them forever)."
+    )
+    otlp_max_decompressed_bytes: int = setting(
+        64 * 1024 * 1024, "Largest OTLP request accepted after gzip decompression, in bytes."
+    )
     gateway_limits_backend: str = setting(
         "auto",
         "Where gateway rate limits and budgets are counted: memory (one process), redis (shared "

@@ -1,0 +1,1 @@
+"""The Python SDK for applications: prompts from the registry (:mod:`pilothouse.sdk.prompts`)."""
