@@ -14,6 +14,7 @@ DEFAULT_PLUGINS = (
     "pilothouse.gateway.plugin",
     "pilothouse.web.plugin",
     "pilothouse.tracing.plugin",
+    "pilothouse.prompts.plugin",
 )
 
 

@@ -15,7 +15,6 @@ from pilothouse.settings import Settings
 from pilothouse.store import Database, migrate
 from pilothouse.store import identity as store
 from pilothouse.tracing.writer import TraceWriter
-from pilothouse.tracing.writer import TraceWriter
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +45,6 @@ class Runtime:
         specs: list[JobSpec] = []
         self.plugins.hook.register_jobs(register=specs.append)
         self.jobs = Jobs(settings, self.db, specs)
-        #: the process's one span writer (OTLP ingestion, the gateway, the SDK's server side)
-        self.traces = TraceWriter(self.db, settings)
         #: the process's one span writer (OTLP ingestion, the gateway, the SDK's server side)
         self.traces = TraceWriter(self.db, settings)
         self.state: dict[str, Any] = {}
@@ -94,7 +91,6 @@ class Runtime:
     def stop(self) -> None:
         """Flush and close: plugins first, then jobs, then the database."""
         self.plugins.hook.shutdown(runtime=self)
-        self.traces.close()
         self.traces.close()
         self.jobs.stop_consumer()
         self.db.close()

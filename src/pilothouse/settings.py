@@ -139,6 +139,11 @@ class Settings:
     gateway_max_connections: int = setting(
         1000, "Most open outbound connections of the gateway to its upstreams."
     )
+    prompts_cache_ttl: float = setting(
+        10.0,
+        "Seconds a resolved prompt (name@label) stays cached in memory; changes made in the "
+        "same process apply at once, in other processes within this time.",
+    )
     log_format: str = setting("text", "Log format.", choices=("text", "json"))
     log_level: str = setting("info", "Log level.", choices=("debug", "info", "warning", "error"))
 
