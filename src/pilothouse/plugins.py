@@ -12,6 +12,7 @@ from pilothouse import hookspecs
 DEFAULT_PLUGINS = (
     "pilothouse.jobs.builtin",
     "pilothouse.gateway.plugin",
+    "pilothouse.gateway.metrics_plugin",
     "pilothouse.web.plugin",
     "pilothouse.tracing.plugin",
     "pilothouse.prompts.plugin",

@@ -122,6 +122,11 @@ class Settings:
     gateway_cache_ttl: float = setting(
         3600.0, "Seconds a cached gateway response stays valid (a request may ask for less)."
     )
+    gateway_cache_models: str = setting(
+        "",
+        "Model aliases (comma-separated glob patterns) whose answers are cached without the "
+        "request or key asking; x-pilothouse-cache: off still skips the cache.",
+    )
     gateway_cache_max_entries: int = setting(
         10_000, "Most responses kept by the memory cache (least recently used go first)."
     )
@@ -143,6 +148,12 @@ class Settings:
         10.0,
         "Seconds a resolved prompt (name@label) stays cached in memory; changes made in the "
         "same process apply at once, in other processes within this time.",
+    )
+    metrics_token: str = setting(
+        "",
+        "Bearer token that GET /metrics asks for. Empty: the metrics are public (then keep "
+        "the port private).",
+        secret=True,
     )
     log_format: str = setting("text", "Log format.", choices=("text", "json"))
     log_level: str = setting("info", "Log level.", choices=("debug", "info", "warning", "error"))

@@ -4,7 +4,7 @@ Each product area keeps its tables and queries in its own module here and its mi
 own Alembic branch (``branch_labels``), so areas evolve without merge conflicts.
 """
 
-from pilothouse.store import gateway, identity, jobs, prompts
+from pilothouse.store import gateway, identity, jobs, prompts, traces
 from pilothouse.store.metadata import metadata
 
-__all__ = ["gateway", "identity", "jobs", "metadata", "prompts"]
+__all__ = ["gateway", "identity", "jobs", "metadata", "prompts", "traces"]

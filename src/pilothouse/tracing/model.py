@@ -43,6 +43,7 @@ class Span:
     prompt_version: int | None = None
     environment: str | None = None
     release: str | None = None
+    service_name: str | None = None  # the resource's service.name
 
     @property
     def duration_ms(self) -> float:

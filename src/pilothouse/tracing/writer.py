@@ -1,0 +1,351 @@
+"""The one span writer of a process: group commit from many producers, spill when the DB is down.
+
+Producers never touch the database. They hand spans to :class:`TraceWriter`:
+
+- :meth:`TraceWriter.write` (OTLP ingestion) waits until the transaction holding its spans has
+  committed, so a client is acknowledged only for spans that are stored. When more than
+  ``tracing_queue_spans`` spans wait, it raises :class:`~pilothouse.errors.Unavailable` with a
+  ``Retry-After`` and OTLP exporters retry later.
+- :meth:`TraceWriter.submit` (the gateway) returns at once. Its buffer is bounded by
+  ``tracing_buffer_spans``; when it is full, or when the database fails, the oldest spans are
+  appended to ``<data_dir>/spill/*.jsonl`` and replayed once the database answers again.
+
+One thread takes everything waiting (up to ``tracing_batch_spans``) and writes it in a single
+transaction: while it commits, the next group gathers, which is what makes SQLite fast here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+
+from pilothouse.errors import BadRequest, PilothouseError, Unavailable
+from pilothouse.settings import Settings
+from pilothouse.store import Database
+from pilothouse.store import traces as store
+from pilothouse.tracing import semconv, summary
+from pilothouse.tracing.model import Span
+
+log = logging.getLogger(__name__)
+
+#: Seconds between attempts while the database is failing.
+RETRY_DELAY = 1.0
+
+Done = Callable[[BaseException | None], None]
+
+
+def span_row(span: Span) -> dict[str, Any]:
+    """The ``spans`` row of a normalized span."""
+    row = {name: getattr(span, name, None) for name in store.SPAN_COLUMNS}
+    row["start_ns"] = span.start_time_ns
+    row["end_ns"] = span.end_time_ns
+    row["duration_ms"] = span.duration_ms
+    return row
+
+
+def _async_done(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> Done:
+    def resolve(exc: BaseException | None) -> None:
+        if future.done():
+            return
+        if exc is None:
+            future.set_result(None)
+        else:
+            future.set_exception(exc)
+
+    def done(exc: BaseException | None) -> None:
+        # A closed loop means the caller is gone: nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(resolve, exc)
+
+    return done
+
+
+class TraceWriter:
+    """Writes spans in group-committed batches on a background thread."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.queue_limit = settings.tracing_queue_spans
+        self.batch_limit = settings.tracing_batch_spans
+        self.buffer_limit = settings.tracing_buffer_spans
+        self.spill_dir = Path(settings.data_dir) / "spill"
+        self._cond = threading.Condition()
+        self._acked: deque[tuple[list[Span], Done]] = deque()
+        self._acked_spans = 0
+        self._buffer: deque[Span] = deque()
+        self._busy = 0  # spans taken by the writer thread, not yet committed
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._spill_seq = 0
+        self._rate = 10_000.0  # spans/s recently committed, for Retry-After
+        #: counters, for tests, logs and the health route
+        self.stats = {"committed": 0, "duplicates": 0, "spilled": 0, "replayed": 0, "failed": 0}
+
+    # --- producers ----------------------------------------------------------------------------
+
+    async def write(self, spans: Sequence[Span]) -> None:
+        """Store ``spans``; returns once their transaction committed."""
+        if not spans:
+            return
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._enqueue(list(spans), _async_done(loop, future))
+        await future
+
+    def write_sync(self, spans: Sequence[Span], timeout: float | None = None) -> None:
+        """:meth:`write` for threads without an event loop (the gRPC server, jobs)."""
+        if not spans:
+            return
+        finished = threading.Event()
+        outcome: list[BaseException | None] = []
+
+        def done(exc: BaseException | None) -> None:
+            outcome.append(exc)
+            finished.set()
+
+        self._enqueue(list(spans), done)
+        if not finished.wait(timeout):
+            raise Unavailable("the trace writer did not answer in time", retry_after=5)
+        if outcome[0] is not None:
+            raise outcome[0]
+
+    def _enqueue(self, spans: list[Span], done: Done) -> None:
+        with self._cond:
+            if self._closed:
+                raise Unavailable("the server is shutting down", retry_after=5)
+            waiting = self._acked_spans + self._busy
+            if waiting and waiting + len(spans) > self.queue_limit:
+                retry = max(1.0, waiting / max(self._rate, 1.0))
+                raise Unavailable(
+                    f"{waiting} spans are waiting to be written; retry later",
+                    code="ingest_overloaded",
+                    retry_after=retry,
+                )
+            self._acked.append((spans, done))
+            self._acked_spans += len(spans)
+            self._cond.notify()
+        self._ensure_thread()
+
+    def submit(self, spans: Sequence[Span]) -> None:
+        """Queue ``spans`` without waiting; beyond the buffer the oldest spill to disk."""
+        overflow: list[Span] = []
+        with self._cond:
+            self._buffer.extend(spans)
+            extra = len(self._buffer) - self.buffer_limit
+            if extra > 0 or self._closed:
+                # Spill a tenth more than needed so a full buffer does not spill every call.
+                n = len(self._buffer) if self._closed else extra + self.buffer_limit // 10
+                overflow = [self._buffer.popleft() for _ in range(min(n, len(self._buffer)))]
+            self._cond.notify()
+        if overflow:
+            self.spill(overflow)
+        if not self._closed:
+            self._ensure_thread()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None:
+            return
+        with self._cond:
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(
+                    target=self._run, name="pilothouse-trace-writer", daemon=True
+                )
+                self._thread.start()
+
+    def start(self) -> None:
+        """Start the writer thread now (it replays spilled spans first)."""
+        self._ensure_thread()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything queued so far is committed or spilled."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._acked or self._buffer or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._thread is None:
+                    return False
+                self._cond.wait(min(left, 0.1))
+        return True
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Flush, stop the thread; whatever could not be written is spilled."""
+        self.flush(timeout)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._cond:
+            leftover = list(self._buffer)
+            self._buffer.clear()
+            acked = list(self._acked)
+            self._acked.clear()
+            self._acked_spans = 0
+        if leftover:
+            self.spill(leftover)
+        for _spans, done in acked:
+            done(Unavailable("the server is shutting down", retry_after=5))
+
+    @property
+    def pending(self) -> int:
+        """Spans accepted but not yet committed."""
+        with self._cond:
+            return self._acked_spans + len(self._buffer) + self._busy
+
+    # --- the writer thread --------------------------------------------------------------------
+
+    def _take(self) -> tuple[list[tuple[list[Span], Done]], list[Span]]:
+        groups: list[tuple[list[Span], Done]] = []
+        taken = 0
+        while self._acked and (not groups or taken + len(self._acked[0][0]) <= self.batch_limit):
+            spans, done = self._acked.popleft()
+            groups.append((spans, done))
+            taken += len(spans)
+        self._acked_spans -= taken
+        loose: list[Span] = []
+        room = max(self.batch_limit - taken, 0) if groups else self.batch_limit
+        while self._buffer and len(loose) < room:
+            loose.append(self._buffer.popleft())
+        self._busy = taken + len(loose)
+        return groups, loose
+
+    def _run(self) -> None:
+        self._replay()
+        while True:
+            with self._cond:
+                while not self._acked and not self._buffer and not self._closed:
+                    self._cond.wait(5.0)
+                if not self._acked and not self._buffer:
+                    return  # closed and drained
+                groups, loose = self._take()
+            try:
+                self._write_groups(groups, loose)
+            finally:
+                with self._cond:
+                    self._busy = 0
+                    self._cond.notify_all()
+            with self._cond:
+                idle = not self._acked and not self._buffer
+            if idle:
+                self._replay()
+
+    def _write_groups(self, groups: list[tuple[list[Span], Done]], loose: list[Span]) -> None:
+        everything = [s for spans, _ in groups for s in spans] + loose
+        try:
+            self.commit(everything)
+        except (SQLAlchemyError, OSError, ValueError, TypeError) as exc:
+            if len(groups) > 1 and not isinstance(exc, OperationalError):
+                # One producer's bad data must not fail the others: write each on its own.
+                for spans, done in groups:
+                    self._write_groups([(spans, done)], [])
+                if loose:
+                    self._write_groups([], loose)
+                return
+            self.stats["failed"] += 1
+            log.warning("could not write %d spans: %s", len(everything), exc)
+            failure = _as_client_error(exc)
+            for _spans, done in groups:
+                done(failure)
+            if loose:
+                self.spill(loose)
+            if isinstance(failure, Unavailable):
+                time.sleep(RETRY_DELAY)
+            return
+        for _spans, done in groups:
+            done(None)
+
+    def commit(self, spans: Sequence[Span]) -> int:
+        """Normalize and store ``spans`` in one transaction; returns how many were new."""
+        if not spans:
+            return 0
+        started = time.perf_counter()
+        for span in spans:
+            semconv.normalize(span)
+        with self.db.write() as conn:
+            stored = store.existing_span_keys(conn, {(s.project_id, s.trace_id) for s in spans})
+            new: list[Span] = []
+            for span in spans:
+                key = (span.project_id, span.trace_id, span.span_id)
+                if key not in stored:
+                    stored.add(key)
+                    new.append(span)
+            groups = summary.group_by_trace(new)
+            store.insert_spans(conn, [span_row(s) for s in new])
+            store.upsert_traces(
+                conn, [summary.trace_row(p, t, group) for (p, t), group in groups.items()]
+            )
+            store.upsert_rollups(conn, summary.rollup_rows(groups))
+        elapsed = max(time.perf_counter() - started, 1e-6)
+        self._rate = 0.5 * self._rate + 0.5 * (len(spans) / elapsed)
+        self.stats["committed"] += len(new)
+        self.stats["duplicates"] += len(spans) - len(new)
+        return len(new)
+
+    # --- spill and replay ---------------------------------------------------------------------
+
+    def spill(self, spans: Sequence[Span]) -> Path:
+        """Append ``spans`` to a new JSONL file under ``spill_dir`` (replayed later)."""
+        self.spill_dir.mkdir(parents=True, exist_ok=True)
+        with self._cond:
+            self._spill_seq += 1
+            seq = self._spill_seq
+        path = self.spill_dir / f"{time.time_ns()}-{os.getpid()}-{seq}.jsonl"
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as f:
+            for span in spans:
+                f.write(orjson.dumps(dataclasses.asdict(span), default=str) + b"\n")
+        tmp.replace(path)  # replay never sees half a file
+        self.stats["spilled"] += len(spans)
+        log.warning("spilled %d spans to %s", len(spans), path)
+        return path
+
+    def spilled_files(self) -> list[Path]:
+        if not self.spill_dir.is_dir():
+            return []
+        return sorted(self.spill_dir.glob("*.jsonl"))
+
+    def _replay(self) -> None:
+        for path in self.spilled_files():
+            with self._cond:
+                if self._closed or self._acked:
+                    return  # live traffic first
+            try:
+                spans = [Span(**orjson.loads(line)) for line in path.read_bytes().splitlines()]
+            except (OSError, ValueError, TypeError) as exc:
+                log.error("unreadable spill file %s (%s); renamed to .bad", path, exc)
+                path.rename(path.with_suffix(".bad"))
+                continue
+            try:
+                self.commit(spans)
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("replay of %s failed, will retry: %s", path, exc)
+                return
+            path.unlink()
+            self.stats["replayed"] += len(spans)
+
+
+def _as_client_error(exc: BaseException) -> PilothouseError:
+    if isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        return Unavailable("the trace store is unavailable; retry later", retry_after=RETRY_DELAY)
+    if isinstance(exc, SQLAlchemyError | ValueError | TypeError):
+        return BadRequest(f"spans could not be stored: {str(exc).splitlines()[0][:300]}")
+    return Unavailable("the trace store is unavailable; retry later", retry_after=RETRY_DELAY)
+
+
+__all__ = ["TraceWriter", "span_row"]
