@@ -1,3 +1,5 @@
+# ruff: noqa: E501
+# mypy: disable-error-code="arg-type, call-overload, union-attr, dict-item, index, attr-defined, unused-ignore, assignment"
 """Gateway fixtures: a scriptable upstream on a real socket and a gateway in front of it."""
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pytest
 import yaml
 
 from pilothouse.app import create_app
+from pilothouse.plugins import make_plugin_manager
 from pilothouse.runtime import Runtime
 from pilothouse.tracing.model import Span
 from tests.conftest import ADMIN_KEY, LiveServer, make_settings
@@ -76,7 +79,9 @@ class Gateway:
 
 def openai_model(url: str, model: str = "gpt-test", **extra: Any) -> dict[str, Any]:
     """A config entry for one deployment on the fake upstream."""
-    return {"deployments": [{"provider": "openai", "model": model, "base_url": url + "/v1", **extra}]}
+    return {
+        "deployments": [{"provider": "openai", "model": model, "base_url": url + "/v1", **extra}]
+    }
 
 
 GatewayFactory = Callable[..., Gateway]
@@ -88,17 +93,26 @@ def make_gateway(tmp_path: Path, database_url: str) -> Iterator[GatewayFactory]:
     stack = contextlib.ExitStack()
 
     def start(
-        models: dict[str, Any] | None = None, router: dict[str, Any] | None = None, **settings: Any
+        models: dict[str, Any] | None = None,
+        router: dict[str, Any] | None = None,
+        plugins: list[object] = (),  # type: ignore[assignment]
+        **settings: Any,
     ) -> Gateway:
         path = tmp_path / "pilothouse.yaml"
         doc: dict[str, Any] = {
-            "models": models or {"mock/echo": {"deployments": [{"provider": "mock", "model": "echo"}]}}
+            "models": models
+            or {"mock/echo": {"deployments": [{"provider": "mock", "model": "echo"}]}}
         }
         if router:
             doc["router"] = router
         path.write_text(yaml.safe_dump(doc))
         values = {"gateway_config": str(path), **settings}
-        runtime = Runtime(make_settings(tmp_path, database_url, **values))
+        manager = None
+        if plugins:
+            manager = make_plugin_manager(load_entry_points=False)
+            for plugin in plugins:
+                manager.register(plugin)
+        runtime = Runtime(make_settings(tmp_path, database_url, **values), plugins=manager)
         runtime.migrate()
         runtime.bootstrap()
         stack.callback(runtime.db.close)

@@ -1,8 +1,11 @@
+# ruff: noqa: E501
+# mypy: disable-error-code="arg-type, call-overload, union-attr, dict-item, index, attr-defined, unused-ignore, assignment"
 """A scriptable fake of OpenAI-compatible and Anthropic Messages upstreams, on a real socket."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,7 +76,9 @@ class FakeUpstream:
                 for i in range(len(items))
             ]
             usage = {"prompt_tokens": 3 * len(items), "total_tokens": 3 * len(items)}
-            await self.json(send, {"object": "list", "model": body["model"], "data": data, "usage": usage})
+            await self.json(
+                send, {"object": "list", "model": body["model"], "data": data, "usage": usage}
+            )
         elif path.endswith("/completions"):
             await self.json(
                 send,
@@ -82,7 +87,9 @@ class FakeUpstream:
                     "object": "text_completion",
                     "created": 1,
                     "model": body["model"],
-                    "choices": [{"index": 0, "text": "done", "finish_reason": "stop", "logprobs": None}],
+                    "choices": [
+                        {"index": 0, "text": "done", "finish_reason": "stop", "logprobs": None}
+                    ],
                     "usage": {"prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3},
                 },
             )
@@ -91,13 +98,21 @@ class FakeUpstream:
 
     async def json(self, send: Any, doc: Any, status: int = 200) -> None:
         await send(
-            {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json")],
+            }
         )
         await send({"type": "http.response.body", "body": json.dumps(doc).encode()})
 
     async def events(self, send: Any, receive: Any, events: list[bytes]) -> None:
         await send(
-            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
         )
         gone = asyncio.Event()
 
@@ -110,10 +125,8 @@ class FakeUpstream:
         try:
             for i, event in enumerate(events):
                 if i and self.chunk_delay:
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(gone.wait(), self.chunk_delay)
-                    except TimeoutError:
-                        pass
                 if gone.is_set():
                     self.disconnects += 1
                     return
@@ -123,44 +136,124 @@ class FakeUpstream:
             watcher.cancel()
 
     async def openai_stream(self, body: dict[str, Any], send: Any, receive: Any) -> None:
-        base = {"id": "chatcmpl-s", "object": "chat.completion.chunk", "created": 1, "model": body["model"]}
+        base = {
+            "id": "chatcmpl-s",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": body["model"],
+        }
 
         def event(doc: Any) -> bytes:
             return b"data: " + json.dumps(doc).encode() + b"\n\n"
 
-        out = [event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})]
+        out = [
+            event(
+                {
+                    **base,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": {"role": "assistant", "content": ""},
+                            "finish_reason": None,
+                        }
+                    ],
+                }
+            )
+        ]
         for i in range(self.chunks):
-            out.append(event({**base, "choices": [{"index": 0, "delta": {"content": f"tok{i} "}, "finish_reason": None}]}))
+            out.append(
+                event(
+                    {
+                        **base,
+                        "choices": [
+                            {"index": 0, "delta": {"content": f"tok{i} "}, "finish_reason": None}
+                        ],
+                    }
+                )
+            )
         out.append(event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
         if (body.get("stream_options") or {}).get("include_usage"):
-            usage = {"prompt_tokens": 7, "completion_tokens": self.chunks, "total_tokens": 7 + self.chunks}
+            usage = {
+                "prompt_tokens": 7,
+                "completion_tokens": self.chunks,
+                "total_tokens": 7 + self.chunks,
+            }
             out.append(event({**base, "choices": [], "usage": usage}))
         out.append(b"data: [DONE]\n\n")
         await self.events(send, receive, out)
 
     async def anthropic_stream(self, body: dict[str, Any], send: Any, receive: Any) -> None:
         def event(kind: str, doc: dict[str, Any]) -> bytes:
-            return f"event: {kind}\ndata: ".encode() + json.dumps({"type": kind, **doc}).encode() + b"\n\n"
+            return (
+                f"event: {kind}\ndata: ".encode()
+                + json.dumps({"type": kind, **doc}).encode()
+                + b"\n\n"
+            )
 
         out = [
-            event("message_start", {"message": {"id": "msg_1", "type": "message", "role": "assistant", "model": body["model"], "content": [], "usage": {"input_tokens": 11, "output_tokens": 1}}}),
+            event(
+                "message_start",
+                {
+                    "message": {
+                        "id": "msg_1",
+                        "type": "message",
+                        "role": "assistant",
+                        "model": body["model"],
+                        "content": [],
+                        "usage": {"input_tokens": 11, "output_tokens": 1},
+                    }
+                },
+            ),
             event("ping", {}),
-            event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
+            event(
+                "content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}
+            ),
         ]
         for i in range(self.chunks):
-            out.append(event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": f"tok{i} "}}))
+            out.append(
+                event(
+                    "content_block_delta",
+                    {"index": 0, "delta": {"type": "text_delta", "text": f"tok{i} "}},
+                )
+            )
         out.append(event("content_block_stop", {"index": 0}))
         stop = "end_turn"
         if body.get("tools"):
             stop = "tool_use"
             out += [
-                event("content_block_start", {"index": 1, "content_block": {"type": "tool_use", "id": "toolu_1", "name": body["tools"][0]["name"], "input": {}}}),
-                event("content_block_delta", {"index": 1, "delta": {"type": "input_json_delta", "partial_json": '{"city": '}}),
-                event("content_block_delta", {"index": 1, "delta": {"type": "input_json_delta", "partial_json": '"Paris"}'}}),
+                event(
+                    "content_block_start",
+                    {
+                        "index": 1,
+                        "content_block": {
+                            "type": "tool_use",
+                            "id": "toolu_1",
+                            "name": body["tools"][0]["name"],
+                            "input": {},
+                        },
+                    },
+                ),
+                event(
+                    "content_block_delta",
+                    {
+                        "index": 1,
+                        "delta": {"type": "input_json_delta", "partial_json": '{"city": '},
+                    },
+                ),
+                event(
+                    "content_block_delta",
+                    {"index": 1, "delta": {"type": "input_json_delta", "partial_json": '"Paris"}'}},
+                ),
                 event("content_block_stop", {"index": 1}),
             ]
         out += [
-            event("message_delta", {"delta": {"stop_reason": stop, "stop_sequence": None}, "usage": {"output_tokens": self.chunks}}),
+            event(
+                "message_delta",
+                {
+                    "delta": {"stop_reason": stop, "stop_sequence": None},
+                    "usage": {"output_tokens": self.chunks},
+                },
+            ),
             event("message_stop", {}),
         ]
         await self.events(send, receive, out)
@@ -184,7 +277,13 @@ def completion(body: dict[str, Any], name: str = "fake") -> dict[str, Any]:
         message = {
             "role": "assistant",
             "content": None,
-            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": function, "arguments": '{"city": "Paris"}'}}],
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": function, "arguments": '{"city": "Paris"}'},
+                }
+            ],
         }
         finish = "tool_calls"
     return {
@@ -192,7 +291,10 @@ def completion(body: dict[str, Any], name: str = "fake") -> dict[str, Any]:
         "object": "chat.completion",
         "created": 1,
         "model": body["model"],
-        "choices": [{"index": i, "message": message, "finish_reason": finish, "logprobs": None} for i in range(body.get("n") or 1)],
+        "choices": [
+            {"index": i, "message": message, "finish_reason": finish, "logprobs": None}
+            for i in range(body.get("n") or 1)
+        ],
         "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
     }
 
@@ -201,7 +303,14 @@ def anthropic_message(body: dict[str, Any]) -> dict[str, Any]:
     content: list[dict[str, Any]] = [{"type": "text", "text": f"claude: {last_user_text(body)}"}]
     stop = "end_turn"
     if body.get("tools"):
-        content.append({"type": "tool_use", "id": "toolu_1", "name": body["tools"][0]["name"], "input": {"city": "Paris"}})
+        content.append(
+            {
+                "type": "tool_use",
+                "id": "toolu_1",
+                "name": body["tools"][0]["name"],
+                "input": {"city": "Paris"},
+            }
+        )
         stop = "tool_use"
     return {
         "id": "msg_1",

@@ -1,0 +1,128 @@
+# ruff: noqa: E501
+# mypy: disable-error-code="arg-type, call-overload, union-attr, dict-item, index, attr-defined, unused-ignore, assignment"
+"""The gateway's hooks: gateway_request, gateway_response and register_providers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import openai
+import pytest
+
+from pilothouse.errors import GuardrailBlocked
+from pilothouse.gateway.call import Call
+from pilothouse.gateway.config import Deployment
+from pilothouse.gateway.providers import Provider
+from pilothouse.hookspecs import hookimpl
+from tests.gateway.conftest import GatewayFactory, SpanSink
+
+MESSAGES = [{"role": "user", "content": "hello"}]
+
+
+class PromptPlugin:
+    """Renders a ``"prompt": {...}`` reference into messages, as the prompts area does."""
+
+    @hookimpl
+    async def gateway_request(self, call: Call) -> None:
+        prompt = call.body.pop("prompt", None)
+        if prompt is not None:
+            call.body["messages"] = [{"role": "user", "content": f"rendered {prompt['name']}"}]
+            call.prompt_name = prompt["name"]
+            call.prompt_version = 3
+        call.metadata["checked"] = True
+
+
+class Guard:
+    @hookimpl
+    def gateway_request(self, call: Call) -> None:
+        for message in call.body.get("messages", []):
+            if "password" in str(message.get("content")):
+                raise GuardrailBlocked("the request contains a secret", code="pii_detected")
+
+    @hookimpl
+    def gateway_response(self, call: Call, response: dict[str, Any]) -> None:
+        for choice in response["choices"]:
+            choice["message"]["content"] = choice["message"]["content"].replace("hello", "[hi]")
+
+
+def test_request_hook_rewrites_the_body(make_gateway: GatewayFactory) -> None:
+    gw = make_gateway(plugins=[PromptPlugin()])
+    sink = SpanSink()
+    gw.runtime.traces = sink  # type: ignore[assignment]
+    answer = gw.client().chat.completions.create(
+        model="mock/echo",
+        messages=[],  # replaced by the hook before validation
+        extra_body={"prompt": {"name": "support-reply"}},
+    )
+    assert answer.choices[0].message.content == "rendered support-reply"
+    span = sink.last()
+    assert (span.prompt_name, span.prompt_version) == ("support-reply", 3)
+    assert span.attributes["pilothouse.checked"] is True
+
+
+def test_guardrail_blocks_and_response_hook_edits(make_gateway: GatewayFactory) -> None:
+    gw = make_gateway(plugins=[Guard()])
+    client = gw.client()
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="mock/echo", messages=[{"role": "user", "content": "my password is x"}]
+        )
+    assert caught.value.code == "pii_detected"
+    answer = client.chat.completions.create(model="mock/echo", messages=MESSAGES)
+    assert answer.choices[0].message.content == "[hi]"
+
+
+class Shouting(Provider):
+    name = "shouting"
+
+    async def chat(self, deployment: Deployment, body: dict[str, Any]) -> dict[str, Any]:
+        text = body["messages"][-1]["content"].upper()
+        return {
+            "id": "x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": deployment.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+
+
+class ShoutingPlugin:
+    @hookimpl
+    def register_providers(self, register: Callable[[type[Provider]], None]) -> None:
+        register(Shouting)
+
+
+def test_third_party_provider(make_gateway: GatewayFactory) -> None:
+    gw = make_gateway(
+        {"loud": {"deployments": [{"provider": "shouting", "model": "v1"}]}},
+        plugins=[ShoutingPlugin()],
+    )
+    answer = gw.client().chat.completions.create(model="loud", messages=MESSAGES)
+    assert answer.choices[0].message.content == "HELLO"
+    with pytest.raises(openai.BadRequestError, match="does not stream"):
+        list(gw.client().chat.completions.create(model="loud", messages=MESSAGES, stream=True))
+
+
+def test_config_edits_apply_without_restart(make_gateway: GatewayFactory) -> None:
+    gw = make_gateway()
+    client = gw.client()
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="new", messages=MESSAGES)
+    gw.write_config({"models": {"new": {"deployments": [{"provider": "mock", "model": "echo"}]}}})
+    deadline = time.monotonic() + 10
+    while True:  # the file is checked at most once a second
+        try:
+            client.chat.completions.create(model="new", messages=MESSAGES)
+            break
+        except openai.NotFoundError:
+            assert time.monotonic() < deadline, "config was not reloaded"
+            time.sleep(0.1)
