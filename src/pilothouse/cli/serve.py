@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import click
@@ -52,13 +53,23 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     from pilothouse import logs
     from pilothouse.app import create_app
     from pilothouse.runtime import Runtime
+    from pilothouse.store import migrate
 
     settings = settings_from(ctx, **options)
     log_config = logs.configure(settings.log_level, settings.log_format)
     runtime = Runtime(settings)
     if settings.migrate:
         runtime.migrate()
-    first = runtime.bootstrap()
+    first = None
+    if migrate.is_current(runtime.db):
+        first = runtime.bootstrap()
+    else:
+        # Serve anyway: /readyz answers 503 until `pilothouse db upgrade` has run.
+        click.echo(
+            "Warning: the database schema is not current (started with --no-migrate); run "
+            "`pilothouse db upgrade`, then restart. /readyz answers 503 until then.",
+            err=True,
+        )
     if first is not None:
         click.echo(f"Created administrator {first.email} and the 'default' project.", err=True)
         if first.password:
@@ -71,6 +82,10 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
         f"Pilothouse on http://{settings.host}:{settings.port} (database: {runtime.db.dialect})",
         err=True,
     )
+    # uvicorn re-raises the signal that stopped it after a graceful shutdown, which would
+    # turn a clean stop into exit status -15 (or a KeyboardInterrupt): let it land here.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, lambda *_: None)
     uvicorn.run(
         create_app(runtime),
         host=settings.host,

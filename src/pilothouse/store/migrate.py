@@ -62,8 +62,21 @@ def heads() -> frozenset[str]:
     return frozenset(ScriptDirectory.from_config(_config()).get_heads())
 
 
+def applied(db: Database) -> set[str]:
+    """Every revision the database has, including those implied by the recorded heads."""
+    revs = current(db)
+    if not revs:
+        return set()
+    script = ScriptDirectory.from_config(_config())
+    # Alembic records only the heads of its version graph: a branch that ``depends_on``
+    # core_0001 makes core_0001 implied, no longer listed. Walk down to find all of them.
+    walked = script.revision_map.iterate_revisions(tuple(revs), "base", implicit_base=True)
+    return {rev.revision for rev in walked if rev is not None}
+
+
 def is_current(db: Database) -> bool:
-    return current(db) == heads()
+    """Whether every migration of every branch has been applied."""
+    return heads() <= applied(db)
 
 
 @dataclass(frozen=True)
