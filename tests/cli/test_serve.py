@@ -84,7 +84,7 @@ def serve(tmp_path: Path) -> Iterator[type[Served]]:
 def _admin_key(output: str) -> str:
     found = re.findall(r"admin API key: (ph-\S+)", output)
     assert len(found) == 1, output
-    return found[0]
+    return str(found[0])
 
 
 def _check_server(server: Served, key: str) -> None:
