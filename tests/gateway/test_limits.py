@@ -70,11 +70,11 @@ def test_policy_from_limits_dict():
         {"rpm": 60, "tpm": "1000", "max_concurrent": 2, "budget_usd_day": 5, "other": 1}
     )
     assert policy == LimitPolicy(rpm=60, tpm=1000, max_concurrent=2, budget_usd=5.0)
-    assert policy.budgets() == [("day", 5.0)]
+    assert policy.budgets() == (("day", 5.0),)
     monthly = LimitPolicy.from_limits({"budget_usd_month": 100})
-    assert monthly.budgets() == [("month", 100.0)]
+    assert monthly.budgets() == (("month", 100.0),)
     both = LimitPolicy.from_limits({"budget_usd_day": 1, "budget_usd_month": 20})
-    assert both.budgets() == [("day", 1.0), ("month", 20.0)]
+    assert both.budgets() == (("day", 1.0), ("month", 20.0))
     assert LimitPolicy.from_limits({}).unlimited
     assert LimitPolicy.from_limits({"rpm": None, "tpm": -1, "max_concurrent": True}).unlimited
 
@@ -149,12 +149,22 @@ async def test_max_concurrent_until_released(make):
     with pytest.raises(RateLimited):
         await limiter.admit("key:1", policy, 0)
     b.release()
+    await limiter.settle(c, 0, 0.0)  # settling frees the slot too, without release()
+
+    async def running() -> int:
+        if isinstance(limiter, RedisLimiter):
+            await limiter.wait_released()
+            return await limiter.running("key:1")
+        return int(limiter.running("key:1"))
+
+    assert await running() == 0
+    c.release()  # releasing afterwards changes nothing
+    d = await limiter.admit("key:1", policy, 0)
+    assert await running() == 1
     c.release()
-    if isinstance(limiter, RedisLimiter):
-        await limiter.wait_released()
-        assert await limiter.running("key:1") == 0
-    else:
-        assert limiter.running("key:1") == 0
+    assert await running() == 1
+    d.release()
+    assert await running() == 0
 
 
 async def test_a_refusal_by_one_subject_charges_none(make):

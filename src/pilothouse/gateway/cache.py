@@ -140,8 +140,12 @@ class RedisCache:
     """Entries in Redis under ``<prefix>cache:<key>``, expired by Redis itself."""
 
     def __init__(self, redis_url: str, prefix: str = "ph:gw:") -> None:
-        import redis.asyncio as aioredis
-
+        try:
+            import redis.asyncio as aioredis
+        except ImportError:
+            raise ConfigError(
+                "the Redis response cache needs the redis package: pip install 'pilothouse[redis]'"
+            ) from None
         self.client: Any = aioredis.Redis.from_url(redis_url)
         self.prefix = prefix + "cache:"
 

@@ -14,6 +14,7 @@ exact across replicas). Budgets read the spend kept by
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -76,22 +77,26 @@ class LimitPolicy:
             budget_usd_month=month if day is not None else None,
         )
 
-    def budgets(self) -> list[tuple[Period, float]]:
+    def budgets(self) -> tuple[tuple[Period, float], ...]:
         """Every (period, USD) cap of this policy."""
+        return self._budgets
+
+    @functools.cached_property
+    def _budgets(self) -> tuple[tuple[Period, float], ...]:
         out: list[tuple[Period, float]] = []
         if self.budget_usd is not None:
             out.append((self.budget_period, self.budget_usd))
         if self.budget_usd_month is not None:
             out.append(("month", self.budget_usd_month))
-        return out
+        return tuple(out)
 
-    @property
+    @functools.cached_property
     def unlimited(self) -> bool:
         return (
             self.rpm is None
             and self.tpm is None
             and self.max_concurrent is None
-            and not self.budgets()
+            and not self._budgets
         )
 
 
@@ -171,6 +176,8 @@ class Admission:
     subjects: tuple[tuple[str, LimitPolicy], ...]
     estimated_tokens: int
     headers: dict[str, str] = field(default_factory=dict)
+    #: Names this admission in a shared backend (Redis concurrency slots).
+    request_id: str = ""
     _release: Callable[[], None] | None = field(default=None, repr=False)
     settled: bool = False
 
@@ -215,7 +222,8 @@ class Limiter(Protocol):
         input_tokens: int | None = None,
         output_tokens: int | None = None,
     ) -> None:
-        """Correct the token charge with the real count and record the spend (once)."""
+        """Correct the token charge with the real count, record the spend and free the
+        concurrency slots (once)."""
         ...
 
 
@@ -366,6 +374,7 @@ class MemoryLimiter:
         if admission.settled:
             return
         admission.settled = True
+        admission.release()
         for subject, policy in admission.subjects:
             if policy.tpm and subject in self._token_tat:
                 charged = clamp_tokens(admission.estimated_tokens, policy.tpm)
@@ -400,8 +409,12 @@ def make_limiter(settings: Settings, ledger: SpendLedger | None = None) -> Limit
         return MemoryLimiter(ledger)
     if not settings.redis_url:
         raise ConfigError("PILOTHOUSE_GATEWAY_LIMITS_BACKEND=redis needs PILOTHOUSE_REDIS_URL")
-    from pilothouse.gateway.redis_limits import RedisLimiter
-
+    try:
+        from pilothouse.gateway.redis_limits import RedisLimiter
+    except ImportError:
+        raise ConfigError(
+            "Redis-backed gateway limits need the redis package: pip install 'pilothouse[redis]'"
+        ) from None
     return RedisLimiter(settings.redis_url, prefix=settings.gateway_redis_prefix, ledger=ledger)
 
 

@@ -130,20 +130,27 @@ end
 return out
 """
 
-#: KEYS: token TAT, spend a, spend b per subject; ARGV: per subject TAT delta, cost, spend TTL.
+#: KEYS per subject: token TAT, day spend, month spend, running set. ARGV: the request id, then
+#: per subject the TAT correction, the cost and whether to free the concurrency slot (1/0).
 SETTLE = """
-for i = 0, #KEYS / 3 - 1 do
-  local delta = tonumber(ARGV[i * 3 + 1])
-  local cost = tonumber(ARGV[i * 3 + 2])
-  if delta ~= 0 and redis.call('EXISTS', KEYS[i * 3 + 1]) == 1 then
-    redis.call('INCRBYFLOAT', KEYS[i * 3 + 1], delta)
+local rid = ARGV[1]
+for i = 0, #KEYS / 4 - 1 do
+  local k = i * 4
+  local a = 1 + i * 3
+  local delta = tonumber(ARGV[a + 1])
+  local cost = tonumber(ARGV[a + 2])
+  if delta ~= 0 and redis.call('EXISTS', KEYS[k + 1]) == 1 then
+    redis.call('INCRBYFLOAT', KEYS[k + 1], delta)
   end
   if cost ~= 0 then
     for j = 2, 3 do
-      if redis.call('EXISTS', KEYS[i * 3 + j]) == 1 then
-        redis.call('INCRBYFLOAT', KEYS[i * 3 + j], cost)
+      if redis.call('EXISTS', KEYS[k + j]) == 1 then
+        redis.call('INCRBYFLOAT', KEYS[k + j], cost)
       end
     end
+  end
+  if ARGV[a + 3] == '1' then
+    redis.call('ZREM', KEYS[k + 4], rid)
   end
 end
 return 1
@@ -234,6 +241,7 @@ class RedisLimiter:
             subjects=tuple(checks),
             estimated_tokens=estimated_tokens,
             headers=rate_headers(tightest(request_usages), tightest(token_usages)),
+            request_id=request_id,
         )
         held = [f"{self.prefix}{s}:run" for s, p in limited if p.max_concurrent is not None]
         if held:
@@ -280,22 +288,27 @@ class RedisLimiter:
             return
         admission.settled = True
         now = self._now()
+        # The concurrency slots go back in the same round trip, unless already released.
+        free = admission._release is not None
         keys: list[str] = []
-        args: list[Any] = []
+        args: list[Any] = [admission.request_id]
         for subject, policy in admission.subjects:
             delta = 0.0
             if policy.tpm:
                 charged = clamp_tokens(admission.estimated_tokens, policy.tpm)
                 delta = (actual_tokens - charged) * WINDOW / policy.tpm
             budgets = policy.budgets()
-            if not delta and not (cost_usd and budgets):
+            held = free and policy.max_concurrent is not None and not policy.unlimited
+            if not delta and not (cost_usd and budgets) and not held:
                 continue
             base = f"{self.prefix}{subject}:"
             keys += [base + "tk", self._spend_key(subject, "day", now)]
-            keys.append(self._spend_key(subject, "month", now))
-            args += [repr(delta), repr(cost_usd if budgets else 0.0), 0]
+            keys += [self._spend_key(subject, "month", now), base + "run"]
+            args += [repr(delta), repr(cost_usd if budgets else 0.0), "1" if held else "0"]
         if keys:
             await self._settle(keys=keys, args=args)
+            if free:
+                admission._release = None
         record_spend(self.ledger, admission, actual_tokens, cost_usd, input_tokens, output_tokens)
 
     async def aclose(self) -> None:

@@ -44,10 +44,18 @@ class SpendLedger:
         #: (project_id, key_id, day) -> delta not yet in the database
         self._pending: dict[tuple[int, int, date], store.SpendDelta] = {}
         self._task: asyncio.Task[None] | None = None
+        self._today: tuple[float, float, date, date] = (0.0, 0.0, date.min, date.min)
 
     def _starts(self) -> tuple[date, date]:
+        """The current day and month (recomputed only when the day changes)."""
         now = self.clock()
-        return period_start("day", now).date(), period_start("month", now).date()
+        since, until, day, month = self._today
+        if since <= now < until:
+            return day, month
+        start = period_start("day", now)
+        day, month = start.date(), period_start("month", now).date()
+        self._today = (start.timestamp(), start.timestamp() + 86_400, day, month)
+        return day, month
 
     def add(
         self,
