@@ -220,7 +220,7 @@ class AnthropicProvider(Provider):
     def _request(
         self, deployment: Deployment, body: dict[str, Any], stream: bool
     ) -> tuple[str, bytes, dict[str, str]]:
-        payload = {**to_messages(body), **deployment.params, "model": deployment.model}
+        payload = {**deployment.params, **to_messages(body), "model": deployment.model}
         if stream:
             payload["stream"] = True
         headers = {
