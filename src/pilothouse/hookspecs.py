@@ -6,7 +6,7 @@ the ``pilothouse`` entry-point group (``[project.entry-points.pilothouse]``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from pilothouse.gateway.call import Call
     from pilothouse.gateway.providers import Provider
+    from pilothouse.guardrails.model import Check as GuardrailCheck
     from pilothouse.jobs import JobSpec
     from pilothouse.runtime import Runtime
 
@@ -76,4 +77,32 @@ def gateway_response(call: Call, response: dict[str, Any]) -> Awaitable[None] | 
 
     May modify ``response`` in place (e.g. redact output) or raise a ``PilothouseError`` to
     replace it with an error. May be a coroutine function. Streams are not passed here.
+    """
+
+
+@hookspec
+def gateway_stream(
+    call: Call,
+) -> Callable[[AsyncIterator[dict[str, Any]]], AsyncIterator[dict[str, Any]]] | None:
+    """Called when a streamed answer starts; return a filter for its chunks, or None.
+
+    A filter takes the async iterator of ``chat.completion.chunk`` dicts (OpenAI shape) and
+    returns one (e.g. restoring placeholders, or checking output over a sliding window). It may
+    raise a ``PilothouseError`` such as ``GuardrailBlocked``: the gateway then ends the stream
+    with a well-formed error event and ``[DONE]``. Filters chain in hook call order.
+    """
+
+
+# --- guardrails -------------------------------------------------------------------------------
+
+
+@hookspec
+def register_guardrails(register: Callable[[GuardrailCheck], None]) -> None:
+    """Register guardrail checks: call ``register(Check(name=..., scan=..., ...))`` for each.
+
+    ``scan(text, where, options)`` gets the text, where it sits (``input``, ``context`` or
+    ``output``) and the policy rule's options, and returns a list of
+    :class:`pilothouse.guardrails.Finding` (type, start, end, score, signals). It must be fast
+    and must not raise. Policies name checks by ``Check.name``. Plugins registered later are
+    called first and the first registration of a name wins, so a plugin can replace a built-in.
     """

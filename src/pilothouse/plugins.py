@@ -16,6 +16,7 @@ DEFAULT_PLUGINS = (
     "pilothouse.web.plugin",
     "pilothouse.tracing.plugin",
     "pilothouse.prompts.plugin",
+    "pilothouse.guardrails.plugin",
 )
 
 

@@ -155,6 +155,16 @@ class Settings:
         "the port private).",
         secret=True,
     )
+    guardrails_config: str = setting(
+        "",
+        "Path of the guardrail policies file (YAML: a `policies:` mapping, optionally under "
+        "`guardrails:`). Empty: built-in policies only (default, strict, redact-pii, monitor).",
+    )
+    guardrails_gateway_policy: str = setting(
+        "",
+        "Guardrail policy applied to gateway calls that no API key limit (`guardrail_policy`) "
+        "or policy `attach` rule selects. Empty: no guardrails unless selected.",
+    )
     log_format: str = setting("text", "Log format.", choices=("text", "json"))
     log_level: str = setting("info", "Log level.", choices=("debug", "info", "warning", "error"))
 

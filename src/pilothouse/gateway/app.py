@@ -14,7 +14,7 @@ import inspect
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -366,6 +366,8 @@ class GatewayApp:
                 else:
                     body.pop("stream_options", None)
         relay = Relay(call, wants_usage, self.capture)
+        if self.hooks.gateway_stream.get_hookimpls():
+            relay.filters = [f for f in self.hooks.gateway_stream(call=call) if f is not None]
         await send(
             {"type": "http.response.start", "status": 200, "headers": SSE + self._headers(call)}
         )
@@ -399,6 +401,13 @@ def _event(chunk: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def _chunks_of(opened: OpenedStream) -> AsyncIterator[dict[str, Any]]:
+    if opened.first is not None:
+        yield opened.first
+    async for chunk in opened.chunks:
+        yield chunk
+
+
 async def _disconnected(receive: Receive) -> None:
     """Return when the client went away."""
     while True:
@@ -420,13 +429,18 @@ class Relay:
         #: every chunk sent, kept only when a cache wants to replay the stream
         self.chunks: list[dict[str, Any]] = []
         self.keep = bool(call.metadata.get("cache_key"))
+        #: chunk filters from the ``gateway_stream`` hook (e.g. guardrails), applied in order
+        self.filters: list[
+            Callable[[AsyncIterator[dict[str, Any]]], AsyncIterator[dict[str, Any]]]
+        ] = []
 
     async def run(self, opened: OpenedStream, send: Send) -> None:
         call = self.call
         try:
-            if opened.first is not None:
-                await self.relay(opened.first, send)
-            async for chunk in opened.chunks:
+            source = _chunks_of(opened)
+            for wrap in self.filters:
+                source = wrap(source)
+            async for chunk in source:
                 await self.relay(chunk, send)
         except PilothouseError as exc:
             await self.fail(exc, send)

@@ -1,0 +1,152 @@
+"""Guardrails as a built-in plugin: the checks, the API, the CLI and the gateway hooks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pilothouse.guardrails import content, injection, pii, secrets, toxicity
+from pilothouse.guardrails.engine import Guardrails
+from pilothouse.guardrails.gateway import (
+    Vaults,
+    check_request,
+    check_response,
+    select_policy,
+    stream_filter,
+)
+from pilothouse.guardrails.model import Check
+from pilothouse.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    import click
+
+    from pilothouse.gateway.call import Call
+    from pilothouse.runtime import Runtime
+
+BUILTIN_CHECKS: tuple[Check, ...] = (
+    Check(
+        "pii",
+        pii.scan,
+        "Personal data: email, phone, card, IBAN, SSN, IP, URL, DOB, ID, address",
+        spans=True,
+    ),
+    Check(
+        "secrets",
+        secrets.scan,
+        "Credentials: provider tokens, private keys, passwords, high-entropy strings",
+        spans=True,
+    ),
+    Check(
+        "injection",
+        injection.scan,
+        "Prompt injection and jailbreaks: heuristics, known-attack similarity, classifier",
+        wheres=("input", "context"),
+    ),
+    Check(
+        "toxicity", toxicity.scan, "Toxic or abusive language: categorized lexicon and classifier"
+    ),
+    Check(
+        "keywords",
+        content.scan_keywords,
+        "Denied words, phrases and topics (options: words, topics)",
+        spans=True,
+    ),
+    Check(
+        "regex",
+        content.scan_regex,
+        "Named regular expressions (options: patterns {TYPE: regex})",
+        spans=True,
+    ),
+    Check("max_length", content.scan_max_length, "Text longer than options.max_chars"),
+    Check(
+        "json_schema",
+        content.scan_json_schema,
+        "Output that is not JSON or does not match options.schema",
+        wheres=("output",),
+    ),
+    Check(
+        "canary",
+        content.scan_canary,
+        "Canary tokens from the system prompt leaking into the output",
+        spans=True,
+        wheres=("output",),
+    ),
+)
+
+
+@hookimpl
+def register_guardrails(register: Callable[[Check], None]) -> None:
+    for check in BUILTIN_CHECKS:
+        register(check)
+
+
+def load_for(runtime: Runtime) -> Guardrails:
+    """Build the runtime's guardrails from its plugins and settings, and keep them in state."""
+    path = runtime.settings.guardrails_config
+    guard = Guardrails.load(runtime.plugins, Path(path) if path else None)
+    fallback = runtime.settings.guardrails_gateway_policy
+    if fallback:
+        guard.policy(fallback)  # fail at start on a typo, not on the first request
+    runtime.state["guardrails"] = guard
+    runtime.state["guardrails.vaults"] = Vaults()
+    return guard
+
+
+@hookimpl
+def startup(runtime: Runtime) -> None:
+    load_for(runtime)
+
+
+@hookimpl
+def asgi_routes(runtime: Runtime) -> list[Any]:
+    from pilothouse.guardrails.api import router
+
+    return list(router.routes)
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    from pilothouse.guardrails.cli import guardrails
+
+    cli.add_command(guardrails)
+
+
+def _state(call: Call) -> tuple[Guardrails, Vaults]:
+    state = call.runtime.state
+    if "guardrails" not in state:
+        load_for(call.runtime)
+    return state["guardrails"], state["guardrails.vaults"]
+
+
+@hookimpl(trylast=True)
+def gateway_request(call: Call) -> None:
+    """Input/context checks after other plugins (e.g. prompt rendering) shaped the body."""
+    guard, vaults = _state(call)
+    policy = select_policy(guard, call, call.runtime.settings.guardrails_gateway_policy)
+    if policy is None:
+        return
+    call.metadata["guardrails"] = {"policy": policy.name, "decisions": []}
+    check_request(guard, policy, call, vaults)
+
+
+@hookimpl(tryfirst=True)
+def gateway_response(call: Call, response: dict[str, Any]) -> None:
+    """Output checks on a complete answer; placeholders restored before anything else sees it."""
+    if "guardrails" not in call.metadata:
+        return
+    guard, vaults = _state(call)
+    policy = guard.policy(call.metadata["guardrails"]["policy"])
+    check_response(guard, policy, call, response, vaults)
+
+
+@hookimpl
+def gateway_stream(
+    call: Call,
+) -> Callable[[AsyncIterator[dict[str, Any]]], AsyncIterator[dict[str, Any]]] | None:
+    """Output checks over a sliding window of a streamed answer, pseudonyms restored."""
+    if "guardrails" not in call.metadata:
+        return None
+    guard, vaults = _state(call)
+    policy = guard.policy(call.metadata["guardrails"]["policy"])
+    return stream_filter(guard, policy, call, vaults)
