@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from datetime import date
 from typing import Any
 
 import openai
 import pytest
+import redis
 
 from pilothouse.gateway.accounting import cache_ttl_of, estimate_tokens
 from pilothouse.store import gateway as store
@@ -171,3 +173,32 @@ def test_token_estimate_and_cache_header_parsing():
     assert cache_ttl_of("off", 60) is None
     assert cache_ttl_of("no-store", 60) is None
     assert cache_ttl_of("0", 60) is None
+
+
+def test_two_gateway_replicas_share_one_redis_limit(
+    make_gateway: GatewayFactory, redis_url: str
+) -> None:
+    """Two app instances (as two replicas) on one Redis admit exactly the limit together."""
+    prefix = f"test:{secrets.token_hex(6)}:"
+    shared = {"redis_url": redis_url, "gateway_redis_prefix": prefix}
+    first = make_gateway(**shared)
+    second = make_gateway(**shared)
+    # One request every 10 s after a burst of 6: the run below takes far less than 10 s.
+    key, _ = first.runtime.keys.create(1, "shared", ["gateway"], limits={"rpm": 6})
+    clients = [first.client(key), second.client(key)]
+    admitted = refused = 0
+    for i in range(20):
+        try:
+            clients[i % 2].chat.completions.create(model="mock/echo", messages=MESSAGES)
+        except openai.RateLimitError:
+            refused += 1
+        else:
+            admitted += 1
+    assert (admitted, refused) == (6, 14)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*"))
+        assert keys  # the state lives in Redis, not in either process
+        client.delete(*keys)
+    finally:
+        client.close()
