@@ -11,6 +11,7 @@ import time
 import httpx
 import openai
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import ADMIN_KEY
 from tests.gateway.conftest import GatewayFactory, SpanSink, Upstream, openai_model
@@ -320,3 +321,31 @@ def test_rate_limits_answer_429_with_headers(make_gateway: GatewayFactory) -> No
     assert caught.value.type == "rate_limit_error"  # type: ignore[attr-defined]
     # Other keys are not affected.
     gw.client().chat.completions.create(model="mock/echo", messages=MESSAGES)
+
+
+def test_calls_are_written_as_traces(make_gateway: GatewayFactory, upstream: Upstream) -> None:
+    from pilothouse.store import traces as trace_store
+
+    gw = make_gateway({"gpt": openai_model(upstream.url)})
+    raw = gw.client(
+        default_headers={"x-pilothouse-session": "s-9"}
+    ).chat.completions.with_raw_response.create(model="gpt", messages=MESSAGES, user="u-9")
+    request_id = raw.headers["x-request-id"]
+    list(gw.client().chat.completions.create(model="gpt", messages=MESSAGES, stream=True))
+    deadline = time.monotonic() + 10
+    while True:
+        gw.runtime.traces.flush(timeout=5)
+        with gw.runtime.db.read() as conn:
+            if trace_store.count_spans(conn, 1) >= 2:
+                break
+        assert time.monotonic() < deadline, "gateway spans were not written"
+        time.sleep(0.05)
+    with gw.runtime.db.read() as conn:
+        query = sa.select(trace_store.spans).where(trace_store.spans.c.project_id == 1)
+        found = list(conn.execute(query).mappings())
+    by_request = {s["attributes"]["pilothouse.request_id"]: s for s in found}
+    span = by_request[request_id]
+    assert span["operation"] == "chat" and span["request_model"] == "gpt"
+    assert span["response_model"] == "gpt-test" and span["session_id"] == "s-9"
+    assert span["user_id"] == "u-9" and span["input_tokens"] == 7 and span["output_tokens"] == 3
+    assert any(s["attributes"].get("pilothouse.stream") for s in found)
