@@ -118,7 +118,65 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     )
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "An RFC 9457 problem: what went wrong, with a stable machine code.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string", "description": "URI naming the kind of problem"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "description": "The HTTP status code"},
+        "detail": {"type": "string", "description": "What went wrong, for people"},
+        "code": {"type": "string", "description": "Stable machine code, e.g. not_found"},
+        "instance": {"type": "string", "description": "The request path"},
+        "errors": {
+            "type": "array",
+            "description": "Fields at fault, e.g. body.scopes.0",
+            "items": {
+                "type": "object",
+                "required": ["path", "reason"],
+                "properties": {
+                    "path": {"type": "string"},
+                    "reason": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Declare the problem+json answers every operation may give in the OpenAPI document."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = generate()
+        doc.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        content = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path_item in doc.get("paths", {}).values():
+            for method, operation in path_item.items():
+                if method not in _METHODS:
+                    continue
+                responses = operation.setdefault("responses", {})
+                if "422" in responses:  # FastAPI documents its own format; ours is a problem
+                    responses["422"] = {"description": "Validation failed", "content": content}
+                responses.setdefault(
+                    "4XX", {"description": "Client error (problem+json)", "content": content}
+                )
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
+    _document_problems(app)
     app.add_exception_handler(PilothouseError, _pilothouse_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
