@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import schemathesis
-from schemathesis import checks
 from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis import checks
 
 from pilothouse.app import create_app
 from pilothouse.runtime import Runtime
