@@ -233,15 +233,23 @@ def _lookup(stack: list[Any], path: tuple[str, ...]) -> Any:
     head = path[0]
     if head == ".":
         return stack[-1]
-    for frame in reversed(stack):
-        if isinstance(frame, Mapping) and head in frame:
-            value = frame[head]
-            break
-    else:
-        return _MISSING
+    value: Any = _MISSING
+    i = len(stack) - 1
+    while i >= 0:
+        frame = stack[i]
+        # type() first: the JSON variables are plain dicts, and isinstance on an ABC is slow.
+        if type(frame) is dict or isinstance(frame, Mapping):
+            value = frame.get(head, _MISSING)
+            if value is not _MISSING:
+                break
+        i -= 1
+    if value is _MISSING or len(path) == 1:
+        return value
     for part in path[1:]:
-        if isinstance(value, Mapping) and part in value:
-            value = value[part]
+        if isinstance(value, Mapping):
+            value = value.get(part, _MISSING)
+            if value is _MISSING:
+                return value
         elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
             value = value[int(part)]
         else:
