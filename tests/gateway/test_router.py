@@ -14,7 +14,7 @@ import pytest
 from pilothouse.errors import NotFound, Unavailable, UpstreamError, UpstreamTimeout
 from pilothouse.gateway.call import Call
 from pilothouse.gateway.config import ConfigSource, parse
-from pilothouse.gateway.http import Upstream as HttpUpstream
+from pilothouse.gateway.http import AiohttpUpstream as HttpUpstream
 from pilothouse.gateway.providers.mock import MockProvider
 from pilothouse.gateway.providers.openai import OpenAIProvider
 from pilothouse.gateway.router import Breaker, Router, weighted_order
@@ -285,3 +285,26 @@ def test_weighted_order_follows_weights() -> None:
     share = firsts.count("a") / len(firsts)
     assert 0.7 < share < 0.8  # 3:1 weights -> 75 %
     assert "c" not in firsts
+
+
+async def test_the_http_seam_takes_an_in_process_upstream() -> None:
+    import httpx
+
+    from pilothouse.gateway.http import HttpxUpstream
+    from tests.gateway.fakes import FakeUpstream
+
+    fake = FakeUpstream(failures=[(503, "warming")])
+    http = HttpxUpstream(httpx.ASGITransport(app=fake))
+    source = ConfigSource(None)
+    source.current = parse(
+        {"models": {"m": {"deployments": [deployment("http://upstream.test", "up")]}}},
+        providers={"openai"},
+    )
+    async def no_wait(seconds: float) -> None:
+        pass
+
+    router = Router(source, {"openai": OpenAIProvider(http)}, sleep=no_wait)
+    call = Harness({"x": {"deployments": [{"provider": "mock", "model": "echo"}]}}).call("m")
+    result = await router.call(call, "chat")
+    assert result["model"] == "up" and call.attempts == 2
+    await http.aclose()

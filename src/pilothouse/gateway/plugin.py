@@ -14,7 +14,7 @@ from starlette.routing import Mount
 from pilothouse.errors import ConfigError
 from pilothouse.gateway.app import GatewayApp
 from pilothouse.gateway.config import ConfigSource
-from pilothouse.gateway.http import Upstream
+from pilothouse.gateway.http import Upstream, make_upstream
 from pilothouse.gateway.providers.anthropic import AnthropicProvider
 from pilothouse.gateway.providers.base import Provider
 from pilothouse.gateway.providers.mock import MockProvider
@@ -36,7 +36,7 @@ class Gateway:
     def __init__(self, runtime: Runtime, upstream: Upstream | None = None) -> None:
         settings = runtime.settings
         self.runtime = runtime
-        self.upstream = upstream or Upstream(max_connections=settings.gateway_max_connections)
+        self.upstream = upstream or make_upstream(settings.gateway_max_connections)
         classes: list[type[Provider]] = []
         runtime.plugins.hook.register_providers(register=classes.append)
         self.providers = {cls.name: cls(self.upstream) for cls in classes}

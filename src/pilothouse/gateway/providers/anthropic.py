@@ -262,9 +262,9 @@ class AnthropicProvider(Provider):
         usage: dict[str, Any] = {}
         tools: dict[int, int] = {}  # Anthropic block index -> OpenAI tool call index
         async with self.upstream.stream(url, content, headers, timeouts) as response:
-            if response.status_code >= 400:
-                raw = await response.aread()
-                raise AttemptFailed.from_status(response.status_code, *error_message(raw))
+            if response.status >= 400:
+                raw = await response.read()
+                raise AttemptFailed.from_status(response.status, *error_message(raw))
             async for data in sse_events(response, timeouts):
                 try:
                     event = orjson.loads(data)

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import httpx
-
 from pilothouse.errors import (
     BadRequest,
     PilothouseError,
@@ -21,7 +19,7 @@ from pilothouse.errors import (
 )
 
 if TYPE_CHECKING:
-    from pilothouse.gateway.config import Deployment, Timeouts
+    from pilothouse.gateway.config import Deployment
     from pilothouse.gateway.http import Upstream
 
 #: Why an attempt failed; the router decides from this whether to retry or fall back.
@@ -48,11 +46,7 @@ class AttemptFailed(Exception):
         return cls(UpstreamTimeout(f"upstream timed out: {message}"))
 
     @classmethod
-    def transport(cls, exc: httpx.HTTPError, timeouts: Timeouts) -> AttemptFailed:
-        if isinstance(exc, httpx.ConnectTimeout):
-            return cls.timeout(f"no connection within {timeouts.connect:g}s")
-        if isinstance(exc, httpx.TimeoutException):
-            return cls.timeout(f"no answer within {timeouts.first_byte:g}s")
+    def unreachable(cls, exc: BaseException) -> AttemptFailed:
         return cls(UpstreamError(f"upstream unreachable: {type(exc).__name__}: {exc}"))
 
     @classmethod

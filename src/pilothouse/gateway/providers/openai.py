@@ -57,9 +57,9 @@ class OpenAIProvider(Provider):
         async with self.upstream.stream(
             self._url(deployment, path), content, headers, timeouts
         ) as response:
-            if response.status_code >= 400:
-                raw = await response.aread()
-                raise AttemptFailed.from_status(response.status_code, *error_message(raw))
+            if response.status >= 400:
+                raw = await response.read()
+                raise AttemptFailed.from_status(response.status, *error_message(raw))
             async for data in sse_events(response, timeouts):
                 if data == b"[DONE]":
                     return
