@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +11,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from pilothouse.runtime import Runtime
 from pilothouse.store import identity as store
+from pilothouse.store import traces as store_traces
 from tests.conftest import ADMIN_PASSWORD, LiveServer
 from tests.web.browser import chromium, screenshot
 from tests.web.conftest import ADMIN_EMAIL, VIEWER_EMAIL, VIEWER_PASSWORD, add_user
@@ -126,3 +128,110 @@ def test_keyboard_reaches_the_skip_link_and_the_project_switcher(tab: Page) -> N
     expect(tab.get_by_role("link", name="Skip to content")).to_be_focused()
     tab.keyboard.press("Enter")
     expect(tab.locator("#main")).to_be_focused()
+
+
+def _seed(live_server: LiveServer) -> list[list[dict[str, Any]]]:
+    import httpx
+
+    from tests.web.seed import export, rag_trace
+
+    traces = [
+        rag_trace("How do I rotate an API key?", user="alice", session="chat-1"),
+        rag_trace("What does a viewer see?", user="bob", session="chat-1"),
+        rag_trace("Why did my call fail?", user="carol", error=True, name="support_flow"),
+    ]
+    with httpx.Client(base_url=live_server.url) as client:
+        for spans in traces:
+            export(client, *spans)
+    return traces
+
+
+def test_filter_traces_open_one_read_the_waterfall_and_add_a_score(
+    tab: Page, live_server: LiveServer, runtime: Runtime
+) -> None:
+    traces = _seed(live_server)
+    sign_in(tab, ADMIN_EMAIL, ADMIN_PASSWORD)
+    expect(tab.get_by_text("Top models by cost")).to_be_visible()
+    screenshot(tab, "home")
+
+    tab.get_by_role("navigation", name="Project").get_by_role("link", name="Traces").click()
+    expect(tab.get_by_role("link", name="support_flow")).to_be_visible()
+    screenshot(tab, "traces")
+    tab.get_by_label("Status").select_option("error")
+    tab.get_by_role("button", name="Apply").click()
+    expect(tab).to_have_url(re.compile(r"status=error"))
+    expect(tab.locator("a.row-link")).to_have_count(1)
+    tab.get_by_label("User").fill("alice")
+    tab.get_by_label("Status").select_option("")
+    tab.get_by_role("button", name="Apply").click()
+    expect(tab).to_have_url(re.compile(r"user_id=alice"))
+    expect(tab.locator("a.row-link")).to_have_count(1)
+
+    tab.locator("a.row-link").first.click()
+    expect(tab.get_by_role("heading", name="answer_question", exact=True)).to_be_visible()
+    waterfall = tab.locator("table.waterfall tbody tr")
+    expect(waterfall).to_have_count(4)
+    expect(waterfall.nth(0)).to_contain_text("answer_question")
+    expect(tab.locator("td.depth-1")).to_have_count(3)
+    tab.get_by_role("link", name="chat gpt-4o-mini").click()
+    expect(tab.locator(".message.role-system")).to_contain_text("Answer from the docs.")
+    expect(tab.locator(".message.role-assistant")).to_be_visible()
+    screenshot(tab, "trace-detail")
+
+    tab.get_by_label("Score name").fill("helpfulness")
+    tab.get_by_label("Value").fill("0.9")
+    tab.get_by_label("Comment").fill("clear and correct")
+    tab.get_by_role("button", name="Add score").click()
+    expect(tab.get_by_text("Score “helpfulness” added.")).to_be_visible()
+    expect(tab.get_by_role("cell", name="clear and correct")).to_be_visible()
+    with runtime.db.read() as conn:
+        scores = store_traces.scores_of(conn, 1, [traces[0][0]["traceId"]])
+    assert [(s["name"], s["value"], s["span_id"]) for s in scores] == [
+        ("helpfulness", 0.9, traces[0][2]["spanId"])
+    ]
+
+    tab.get_by_role("link", name="chat-1").click()
+    expect(tab.get_by_role("heading", name="Session chat-1")).to_be_visible()
+    expect(tab.locator(".message")).to_have_count(4)
+
+
+def test_script_in_a_span_is_shown_as_text_and_never_runs(
+    tab: Page, live_server: LiveServer
+) -> None:
+    import httpx
+
+    from tests.web.seed import export, rag_trace
+
+    payload = "<script>window.__pwned = 1</script><img src=x onerror=window.__pwned=2>"
+    spans = rag_trace(payload, answer=payload, name="xss " + payload)
+    with httpx.Client(base_url=live_server.url) as client:
+        export(client, *spans)
+    dialogs: list[str] = []
+    tab.on("dialog", lambda dialog: dialogs.append(dialog.message))
+    sign_in(tab, ADMIN_EMAIL, ADMIN_PASSWORD)
+    tab.goto("/projects/1/traces")
+    expect(tab.get_by_role("link", name="xss " + payload)).to_be_visible()
+    tab.goto(f"/projects/1/traces/{spans[0]['traceId']}")
+    expect(tab.get_by_role("heading", name="xss " + payload, exact=True)).to_be_visible()
+    expect(tab.locator("#span-detail pre").first).to_have_text(payload)
+    assert tab.evaluate("window.__pwned") is None
+    assert tab.locator("img[src=x]").count() == 0
+    assert dialogs == []
+
+
+def test_dark_mode_renders(chromium: Browser, live_server: LiveServer) -> None:
+    _seed(live_server)
+    context = chromium.new_context(
+        base_url=live_server.url, viewport={"width": 1280, "height": 800}, color_scheme="dark"
+    )
+    try:
+        page = context.new_page()
+        sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(15, 18, 22)"
+        page.goto("/projects/1/traces")
+        page.locator("a.row-link").first.click()
+        expect(page.locator("table.waterfall")).to_be_visible()
+        screenshot(page, "trace-detail-dark")
+    finally:
+        context.close()

@@ -22,13 +22,13 @@ def line(
     *,
     title: str,
     fmt: Formatter = _num,
-    width: int = 320,
-    height: int = 96,
+    width: int = 240,
+    height: int = 76,
 ) -> Markup:
     """A line with a filled area: ``points`` are (x label, value); None leaves a gap at 0."""
     values = [v or 0.0 for _, v in points]
     top = max(values, default=0.0) or 1.0
-    pad_top, pad_bottom = 6, 16
+    pad_top, pad_bottom = 16, 16
     inner = height - pad_top - pad_bottom
     n = len(points)
     step = width / max(n - 1, 1)
@@ -40,7 +40,7 @@ def line(
     path = " ".join(f"{_num(x)},{_num(yy)}" for x, yy in coords)
     parts = [
         f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(title)}" preserveAspectRatio="none">',
+        f'aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
         f'<line class="chart-axis" x1="0" y1="{pad_top + inner}" x2="{width}" '
         f'y2="{pad_top + inner}"/>',
@@ -63,16 +63,13 @@ def line(
             f'<text class="chart-label" x="{width - 2}" y="{height - 3}" text-anchor="end">'
             f"{escape(points[-1][0])}</text>"
         )
-        parts.append(
-            f'<text class="chart-label" x="{width - 2}" y="{pad_top + 8}" text-anchor="end">'
-            f"max {escape(fmt(top))}</text>"
-        )
+        parts.append(f'<text class="chart-label" x="2" y="10">max {escape(fmt(top))}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
 
 
 def bars(
-    items: Sequence[tuple[str, float]], *, title: str, fmt: Formatter = _num, width: int = 320
+    items: Sequence[tuple[str, float]], *, title: str, fmt: Formatter = _num, width: int = 560
 ) -> Markup:
     """Horizontal bars, largest first as given: (label, value)."""
     row = 22

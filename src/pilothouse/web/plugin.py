@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from pilothouse.hookspecs import hookimpl
-from pilothouse.web.pages import auth, home, settings
+from pilothouse.web.pages import auth, home, settings, traces
 from pilothouse.web.ui import HERE, Handler, WebUI
 
 if TYPE_CHECKING:
@@ -29,6 +29,10 @@ PAGES: list[tuple[str, Handler, list[str], bool]] = [
     ("/logout", auth.logout, POST, False),
     ("/switch", auth.switch, GET, True),
     (P, home.home, GET, True),
+    (P + "/traces", traces.trace_list, GET, True),
+    (P + "/traces/{trace_id}", traces.trace_detail, GET, True),
+    (P + "/traces/{trace_id}/scores", traces.add_score, POST, True),
+    (P + "/sessions/{session_id}", traces.session, GET, True),
     (P + "/settings", settings.keys, GET, True),
     (P + "/settings/keys", settings.keys, GET, True),
     (P + "/settings/keys", settings.create_key, POST, True),
@@ -39,7 +43,7 @@ PAGES: list[tuple[str, Handler, list[str], bool]] = [
 ]
 
 #: The project navigation: (label, path under /projects/{id}).
-NAV: list[tuple[str, str]] = [("Home", ""), ("Settings", "/settings")]
+NAV: list[tuple[str, str]] = [("Home", ""), ("Traces", "/traces"), ("Settings", "/settings")]
 
 
 def build_routes(runtime: Runtime) -> list[BaseRoute]:

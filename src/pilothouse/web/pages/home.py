@@ -1,16 +1,89 @@
-"""The project home: what happened recently, at a glance."""
+"""The project home: requests, errors, latency, tokens and cost over a chosen period.
+
+Everything comes from the per-minute trace rollups (:func:`pilothouse.store.traces.rollup_rows`),
+never from raw spans, so the page costs the same with a thousand traces or a billion.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
 from starlette.responses import Response
 
-from pilothouse.store import identity as store
+from pilothouse.store import traces as store
+from pilothouse.tracing.summary import percentile
+from pilothouse.web import formats
 from pilothouse.web.ui import Page
+
+#: range name -> (seconds shown, bucket width in seconds, label format)
+RANGES: dict[str, tuple[int, int, str]] = {
+    "1h": (3600, 60, "%H:%M"),
+    "24h": (86400, 3600, "%H:%M"),
+    "7d": (7 * 86400, 6 * 3600, "%b %d %H:%M"),
+    "30d": (30 * 86400, 86400, "%b %d"),
+}
+SUMMED = ("count", "errors", "input_tokens", "output_tokens", "cost_usd", "duration_ms_sum")
+TOP = 6
+
+
+def _totals(rows: Sequence[Any]) -> dict[str, Any]:
+    """Sums of the rollup rows, with error rate and latency percentiles."""
+    out: dict[str, Any] = {name: 0 for name in SUMMED}
+    histogram = [0] * len(store.LATENCY_COLUMNS)
+    for row in rows:
+        for name in SUMMED:
+            # PostgreSQL sums BIGINT columns as NUMERIC (Decimal): normalise to int/float.
+            kind = float if name in ("cost_usd", "duration_ms_sum") else int
+            out[name] += kind(row[name] or 0)
+        for i, column in enumerate(store.LATENCY_COLUMNS):
+            histogram[i] += int(row[column] or 0)
+    out["error_rate"] = out["errors"] / out["count"] if out["count"] else None
+    out["p50_ms"] = percentile(histogram, 0.5)
+    out["p95_ms"] = percentile(histogram, 0.95)
+    out["tokens"] = out["input_tokens"] + out["output_tokens"]
+    return out
+
+
+def _top(rows: Sequence[Any]) -> list[tuple[str, float]]:
+    """Groups (models, users) by cost, largest first."""
+    cost: dict[str, float] = {}
+    for row in rows:
+        cost[row["value"]] = cost.get(row["value"], 0.0) + float(row["cost_usd"] or 0)
+    ranked = sorted(cost.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [(name or "(none)", value) for name, value in ranked[:TOP]]
 
 
 def home(page: Page) -> Response:
     page.require("read")
-    t = store.memberships
+    chosen = page.query("range", "24h")
+    chosen = chosen if chosen in RANGES else "24h"
+    span_s, step, label = RANGES[chosen]
+    end_s = int(time.time()) // step * step + step
+    start_s = end_s - span_s
     with page.runtime.db.read() as conn:
-        members, _ = store.page(conn, t, where=[t.c.project_id == page.project_id], limit=200)
-    return page.render("home.html", member_count=len(members))
+        rows = store.rollup_rows(conn, page.project_id, "all", start_s, end_s, step)
+        models = store.rollup_rows(conn, page.project_id, "model", start_s, end_s, span_s)
+        users = store.rollup_rows(conn, page.project_id, "user", start_s, end_s, span_s)
+    by_bucket = {int(r["bucket"]): _totals([r]) for r in rows}
+    buckets = list(range(start_s, end_s, step))
+    labels = [datetime.fromtimestamp(b, UTC).strftime(label) for b in buckets]
+
+    def series(key: str) -> list[tuple[str, float | None]]:
+        return [
+            (text, by_bucket[b][key] if b in by_bucket else None)
+            for text, b in zip(labels, buckets, strict=True)
+        ]
+
+    return page.render(
+        "home.html",
+        ranges=RANGES,
+        chosen=chosen,
+        totals=_totals(rows),
+        series=series,
+        top_models=_top(models),
+        top_users=_top(users),
+        fmt=formats,
+    )
