@@ -17,6 +17,7 @@ def create_api(title: str, version: str) -> FastAPI:
         openapi_url="/api/openapi.json",
         docs_url="/api/docs",
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,  # no OAuth2 flows; keep every route under /api
     )
     for router in ROUTERS:
         app.include_router(router)

@@ -85,6 +85,7 @@ def list_jobs(
 
 @router.get("/api/jobs/{job_id}", response_model=Job)
 def get_job(job_id: JobId, runtime: RuntimeDep, caller: Caller) -> Any:
+    """One job run: status, attempts, last error."""
     with runtime.db.read() as conn:
         row = store.get_job(conn, job_id)
     visible = caller.visible_projects()

@@ -63,6 +63,7 @@ def _key(row: Any) -> dict[str, Any]:
 def list_keys(
     project_id: Id, runtime: RuntimeDep, caller: Caller, limit: LimitQ = 50, cursor: CursorQ = None
 ) -> Any:
+    """Keys of the project, oldest first (prefixes only; needs `admin`)."""
     _load(runtime, caller, project_id, "admin")
     t = store.api_keys
     with runtime.db.read() as conn:
@@ -106,6 +107,7 @@ def _owned_key(runtime: RuntimeDep, project_id: int, key_id: int) -> Any:
 
 @router.get("/api/projects/{project_id}/keys/{key_id}", response_model=Key)
 def get_key(project_id: Id, key_id: Id, runtime: RuntimeDep, caller: Caller) -> Any:
+    """One key of the project (its prefix, never the key)."""
     _load(runtime, caller, project_id, "admin")
     return _key(_owned_key(runtime, project_id, key_id))
 

@@ -154,6 +154,7 @@ def _load(runtime: RuntimeDep, caller: Caller, project_id: int, scope: str) -> A
 
 @router.get("/api/projects/{project_id}", response_model=Project)
 def get_project(project_id: Id, runtime: RuntimeDep, caller: Caller) -> Any:
+    """One project."""
     return _project(_load(runtime, caller, project_id, "read"))
 
 
@@ -183,6 +184,7 @@ def delete_project(project_id: Id, runtime: RuntimeDep, caller: Caller) -> Respo
 def list_members(
     project_id: Id, runtime: RuntimeDep, caller: Caller, limit: LimitQ = 50, cursor: CursorQ = None
 ) -> Any:
+    """Members of the project and their roles."""
     _load(runtime, caller, project_id, "read")
     t = store.memberships
     with runtime.db.read() as conn:
@@ -206,6 +208,7 @@ def set_member(
 
 @router.delete("/api/projects/{project_id}/members/{user_id}", status_code=204)
 def remove_member(project_id: Id, user_id: Id, runtime: RuntimeDep, caller: Caller) -> Response:
+    """Remove a user from the project."""
     _load(runtime, caller, project_id, "admin")
     with runtime.db.write() as conn:
         store.delete_membership(conn, project_id, user_id)

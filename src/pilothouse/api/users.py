@@ -84,6 +84,7 @@ def _public(row: Any) -> dict[str, Any]:
 def list_users(
     runtime: RuntimeDep, caller: Caller, limit: LimitQ = 50, cursor: CursorQ = None
 ) -> Any:
+    """Every user (superusers only)."""
     caller.require_superuser()
     with runtime.db.read() as conn:
         rows, nxt = store.page(conn, store.users, after=int_cursor(cursor), limit=limit)
@@ -92,6 +93,7 @@ def list_users(
 
 @router.post("/api/users", response_model=User, status_code=201)
 def create_user(body: UserCreate, runtime: RuntimeDep, caller: Caller) -> Any:
+    """Create a user (superusers only); the password is stored as an Argon2id hash."""
     caller.require_superuser()
     with runtime.db.write() as conn:
         row = store.create_user(
@@ -111,6 +113,7 @@ def _self_or_superuser(caller: Caller, user_id: int) -> None:
 
 @router.get("/api/users/{user_id}", response_model=User)
 def get_user(user_id: Id, runtime: RuntimeDep, caller: Caller) -> Any:
+    """One user (superusers, or the user themselves)."""
     _self_or_superuser(caller, user_id)
     with runtime.db.read() as conn:
         return _public(store.get_user(conn, user_id))
@@ -118,6 +121,7 @@ def get_user(user_id: Id, runtime: RuntimeDep, caller: Caller) -> Any:
 
 @router.patch("/api/users/{user_id}", response_model=User)
 def update_user(user_id: Id, body: UserUpdate, runtime: RuntimeDep, caller: Caller) -> Any:
+    """Change name or password (oneself), or is_active and is_superuser (superusers)."""
     _self_or_superuser(caller, user_id)
     values = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
     if ("is_superuser" in values or "is_active" in values) and not caller.is_superuser:
