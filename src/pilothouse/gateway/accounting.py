@@ -157,6 +157,10 @@ class Accounting:
         self._project_policies[project_id] = (now + self._project_ttl, policy)
         return policy
 
+    def forget_project(self, project_id: int) -> None:
+        """Read the project's limits again on its next request (they were just changed)."""
+        self._project_policies.pop(project_id, None)
+
     def _read_project_limits(self, project_id: int) -> dict[str, Any]:
         with self.runtime.db.read() as conn:
             row = identity_store.get_project(conn, project_id)

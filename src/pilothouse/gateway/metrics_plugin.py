@@ -1,4 +1,5 @@
-"""Built-in plugin serving the gateway's Prometheus metrics at ``GET /metrics``."""
+"""Built-in plugin of the gateway's operational routes: ``GET /metrics`` (Prometheus) and the
+management API of project limits and spend (:mod:`pilothouse.gateway.usage_api`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.routing import Route
 
 from pilothouse.gateway.metrics import metrics_endpoint
+from pilothouse.gateway.usage_api import router as usage_router
 from pilothouse.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -15,4 +17,4 @@ if TYPE_CHECKING:
 
 @hookimpl
 def asgi_routes(runtime: Runtime) -> list[Any]:
-    return [Route("/metrics", metrics_endpoint(runtime), methods=["GET"])]
+    return [Route("/metrics", metrics_endpoint(runtime), methods=["GET"]), *usage_router.routes]

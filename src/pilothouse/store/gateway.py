@@ -117,6 +117,28 @@ def spend_since(conn: Connection, start: date) -> list[SpendDelta]:
     ]
 
 
+def project_spend(conn: Connection, project_id: int, since: date, until: date) -> list[SpendDelta]:
+    """A project's spend rows from ``since`` to ``until`` (days, inclusive), oldest first."""
+    t = gateway_spend
+    query = (
+        sa.select(t)
+        .where(t.c.project_id == project_id, t.c.period_start >= since, t.c.period_start <= until)
+        .order_by(t.c.period_start, t.c.key_id)
+    )
+    return [
+        SpendDelta(
+            project_id=r.project_id,
+            key_id=r.key_id,
+            period_start=r.period_start,
+            cost_usd=r.cost_usd,
+            input_tokens=r.input_tokens,
+            output_tokens=r.output_tokens,
+            requests=r.requests,
+        )
+        for r in conn.execute(query)
+    ]
+
+
 def cache_get(conn: Connection, key: str, now: datetime) -> bytes | None:
     t = gateway_cache
     row = conn.execute(sa.select(t.c.value).where(t.c.key == key, t.c.expires_at > now)).first()
@@ -149,5 +171,6 @@ __all__ = [
     "cache_set",
     "gateway_cache",
     "gateway_spend",
+    "project_spend",
     "spend_since",
 ]
