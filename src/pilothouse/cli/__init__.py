@@ -10,11 +10,31 @@ import click
 import pilothouse
 from pilothouse.cli import admin, db, serve, settings_cmd, worker
 from pilothouse.errors import PilothouseError
-from pilothouse.plugins import pm
 
 
 class Group(click.Group):
-    """Reports Pilothouse errors (bad settings, unknown project...) as one line, no traceback."""
+    """Reports Pilothouse errors (bad settings, unknown project...) as one line, no traceback.
+
+    Plugin commands are added on first use, not at import: a plugin's ``register_commands``
+    may import ``pilothouse.cli.*`` helpers, which would otherwise re-enter this module.
+    """
+
+    _plugins_added = False
+
+    def _add_plugin_commands(self) -> None:
+        if not self._plugins_added:
+            self._plugins_added = True
+            from pilothouse.plugins import pm
+
+            pm.hook.register_commands(cli=self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._add_plugin_commands()
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -46,7 +66,6 @@ cli.add_command(db.db)
 cli.add_command(settings_cmd.settings)
 for command in admin.COMMANDS:
     cli.add_command(command)
-pm.hook.register_commands(cli=cli)
 
 
 def main() -> None:
