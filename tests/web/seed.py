@@ -33,7 +33,7 @@ def span(
     *,
     parent: str | None = None,
     error: bool = False,
-    **attributes: Any,
+    attributes: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One OTLP JSON span starting ``start_ms`` after now minus a minute."""
     base = time.time_ns() - 60_000_000_000
@@ -44,7 +44,7 @@ def span(
         "kind": 1,
         "startTimeUnixNano": str(base + int(start_ms * 1e6)),
         "endTimeUnixNano": str(base + int((start_ms + length_ms) * 1e6)),
-        "attributes": [{"key": k, "value": _value(v)} for k, v in attributes.items()],
+        "attributes": [{"key": k, "value": _value(v)} for k, v in (attributes or {}).items()],
         "status": {"code": 2, "message": "upstream failed"} if error else {"code": 1},
     }
     if parent:
@@ -69,7 +69,7 @@ def rag_trace(
         0,
         1450,
         error=error,
-        **{
+        attributes={
             "openinference.span.kind": "CHAIN",
             "input.value": question,
             "output.value": answer,
@@ -84,7 +84,7 @@ def rag_trace(
         20,
         180,
         parent=root["spanId"],
-        **{
+        attributes={
             "openinference.span.kind": "RETRIEVER",
             "input.value": question,
             "retrieval.documents.0.document.content": "Keys are revoked from Settings.",
@@ -97,7 +97,7 @@ def rag_trace(
         220,
         1100,
         parent=root["spanId"],
-        **{
+        attributes={
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": "openai",
             "gen_ai.request.model": "gpt-4o-mini",
@@ -121,7 +121,7 @@ def rag_trace(
         1330,
         90,
         parent=root["spanId"],
-        **{"gen_ai.operation.name": "execute_tool", "input.value": '{"q": "rotate key"}'},
+        attributes={"gen_ai.operation.name": "execute_tool", "input.value": '{"q": "rotate key"}'},
     )
     return [root, retrieve, chat, tool]
 

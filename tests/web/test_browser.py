@@ -235,3 +235,36 @@ def test_dark_mode_renders(chromium: Browser, live_server: LiveServer) -> None:
         screenshot(page, "trace-detail-dark")
     finally:
         context.close()
+
+
+def test_diff_two_prompt_versions_and_move_a_label(tab: Page, runtime: Runtime) -> None:
+    from tests.web.test_pages_prompts import NAME, seed_prompt
+
+    seed_prompt(runtime)
+    sign_in(tab, ADMIN_EMAIL, ADMIN_PASSWORD)
+    tab.get_by_role("navigation", name="Project").get_by_role("link", name="Prompts").click()
+    expect(tab.get_by_role("cell", name="production → v1")).to_be_visible()
+    screenshot(tab, "prompts")
+    tab.get_by_role("link", name=NAME).click()
+    expect(tab.get_by_role("heading", name=NAME, exact=True)).to_be_visible()
+    screenshot(tab, "prompt-detail")
+
+    tab.get_by_role("link", name="Diff with v1").click()
+    expect(tab.locator(".diff .del").first).to_have_text("removed: You are a helpful assistant.")
+    expect(tab.locator(".diff .ins").first).to_have_text("added: You are a precise assistant.")
+    screenshot(tab, "prompt-diff")
+
+    tab.get_by_role("link", name=f"« {NAME}").click()
+    tab.get_by_label("Move label").fill("production")
+    tab.get_by_label("to", exact=True).select_option("2")
+    tab.get_by_role("button", name="Move…").click()
+    expect(tab.get_by_role("heading", name="Move “production”")).to_be_visible()
+    tab.get_by_role("button", name="Move production to v2").click()
+    expect(tab.get_by_text("Label “production” moved from v1 to v2.")).to_be_visible()
+    history = tab.get_by_role("region", name="Label history")
+    expect(history.get_by_role("row").first).to_contain_text("v1 → v2")
+    with runtime.db.read() as conn:
+        from pilothouse.store import prompts as prompt_store
+
+        prompt = prompt_store.get_prompt(conn, 1, NAME)
+        assert prompt_store.get_label(conn, prompt["id"], "production")["version"] == 2  # type: ignore[index]

@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from pilothouse.hookspecs import hookimpl
-from pilothouse.web.pages import auth, home, settings, traces
+from pilothouse.web.pages import auth, home, prompts, settings, traces
 from pilothouse.web.ui import HERE, Handler, WebUI
 
 if TYPE_CHECKING:
@@ -33,6 +33,12 @@ PAGES: list[tuple[str, Handler, list[str], bool]] = [
     (P + "/traces/{trace_id}", traces.trace_detail, GET, True),
     (P + "/traces/{trace_id}/scores", traces.add_score, POST, True),
     (P + "/sessions/{session_id}", traces.session, GET, True),
+    (P + "/prompts", prompts.prompt_list, GET, True),
+    # Specific prompt routes first: names may contain "/", and "diff"/"labels" are reserved.
+    (P + "/prompts/{name:path}/diff", prompts.prompt_diff, GET, True),
+    (P + "/prompts/{name:path}/labels/move", prompts.move_label, BOTH, True),
+    (P + "/prompts/{name:path}/labels/rollback", prompts.rollback_label, BOTH, True),
+    (P + "/prompts/{name:path}", prompts.prompt_detail, GET, True),
     (P + "/settings", settings.keys, GET, True),
     (P + "/settings/keys", settings.keys, GET, True),
     (P + "/settings/keys", settings.create_key, POST, True),
@@ -43,7 +49,12 @@ PAGES: list[tuple[str, Handler, list[str], bool]] = [
 ]
 
 #: The project navigation: (label, path under /projects/{id}).
-NAV: list[tuple[str, str]] = [("Home", ""), ("Traces", "/traces"), ("Settings", "/settings")]
+NAV: list[tuple[str, str]] = [
+    ("Home", ""),
+    ("Traces", "/traces"),
+    ("Prompts", "/prompts"),
+    ("Settings", "/settings"),
+]
 
 
 def build_routes(runtime: Runtime) -> list[BaseRoute]:
