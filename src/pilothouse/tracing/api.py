@@ -22,6 +22,8 @@ from pilothouse.api.deps import (
 )
 from pilothouse.errors import BadRequest, NotFound
 from pilothouse.identity.access import Principal
+from pilothouse.runtime import Runtime
+from pilothouse.store import identity
 from pilothouse.store import traces as store
 from pilothouse.store.types import utcnow
 from pilothouse.tracing.summary import percentile
@@ -35,7 +37,7 @@ ProjectQ = Annotated[
 INTERVALS = {"minute": 60, "hour": 3600, "day": 86400}
 
 
-def project_of(caller: Principal, project_id: int | None, scope: str) -> int:
+def project_of(runtime: Runtime, caller: Principal, project_id: int | None, scope: str) -> int:
     """The project a call is about: ``project_id`` or the key's own, checked for ``scope``."""
     chosen = project_id or caller.project_id
     if chosen is None:
@@ -44,7 +46,11 @@ def project_of(caller: Principal, project_id: int | None, scope: str) -> int:
             chosen = next(iter(visible))
         else:
             raise BadRequest("project_id is required", param="query.project_id")
-    caller.require(scope, chosen)
+    if not caller.can(scope, chosen):
+        # Organization administrators hold no per-project grants: look the organization up.
+        with runtime.db.read() as conn:
+            org_id = identity.get_project(conn, chosen)["org_id"]
+        caller.require(scope, chosen, org_id)
     return chosen
 
 
@@ -292,7 +298,7 @@ def list_traces(
     cursor: CursorQ = None,
 ) -> Any:
     """Traces of a project, newest first by default, filtered and paginated by cursor."""
-    project = project_of(caller, project_id, "read")
+    project = project_of(runtime, caller, project_id, "read")
     filters = store.TraceFilter(
         start_ns_from=_ns(start),
         start_ns_to=_ns(end),
@@ -351,7 +357,7 @@ def aggregates(
     Ungrouped and by user, tag or name, ``count`` is traces (root spans); by model it is model
     calls. Tokens and cost include every span.
     """
-    project = project_of(caller, project_id, "read")
+    project = project_of(runtime, caller, project_id, "read")
     end_s = int((_ns(end) or time.time_ns()) // 1_000_000_000)
     start_ns = _ns(start)
     start_s = start_ns // 1_000_000_000 if start_ns is not None else end_s - 86400
@@ -405,7 +411,7 @@ def get_trace(
     trace_id: TraceId, runtime: RuntimeDep, caller: Caller, project_id: ProjectQ = None
 ) -> Any:
     """One trace: its summary, its spans as a tree with timings, and its scores."""
-    project = project_of(caller, project_id, "read")
+    project = project_of(runtime, caller, project_id, "read")
     trace_id = trace_id.lower()
     with runtime.db.read() as conn:
         row = store.get_trace(conn, project, trace_id)
@@ -427,7 +433,7 @@ def get_session(
     project_id: ProjectQ = None,
 ) -> Any:
     """Every trace of a conversation, oldest first."""
-    project = project_of(caller, project_id, "read")
+    project = project_of(runtime, caller, project_id, "read")
     with runtime.db.read() as conn:
         rows = store.session_traces(conn, project, session_id)
     if not rows:
@@ -446,7 +452,7 @@ def _score_values(value: float | bool | str) -> dict[str, Any]:
 @router.post("/api/scores", response_model=ScoreOut, status_code=201)
 def create_score(body: ScoreCreate, runtime: RuntimeDep, caller: Caller) -> Any:
     """Attach a score (number, boolean or category) to a trace or one of its spans."""
-    project = project_of(caller, body.project_id, "write")
+    project = project_of(runtime, caller, body.project_id, "write")
     with runtime.db.write() as conn:
         row = store.insert_score(
             conn,
@@ -471,7 +477,7 @@ def create_feedback(body: FeedbackCreate, runtime: RuntimeDep, caller: Caller) -
     Give browsers a key holding only the ``ingest`` scope: it can send spans and feedback but
     read nothing.
     """
-    project = project_of(caller, None, "ingest")
+    project = project_of(runtime, caller, None, "ingest")
     value: float | bool | str = body.value
     if value in ("up", "down"):
         value = value == "up"

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError, StatementError
 
 from pilothouse.errors import BadRequest, PilothouseError, Unavailable
 from pilothouse.settings import Settings
@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between attempts while the database is failing.
 RETRY_DELAY = 1.0
+#: Seconds between looks for spilled spans while idle.
+REPLAY_INTERVAL = 2.0
 
 Done = Callable[[BaseException | None], None]
 
@@ -89,9 +91,12 @@ class TraceWriter:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._spill_seq = 0
+        self._replay_lock = threading.Lock()  # one replayer at a time (thread or caller)
         self._rate = 10_000.0  # spans/s recently committed, for Retry-After
         #: counters, for tests, logs and the health route
-        self.stats = {"committed": 0, "duplicates": 0, "spilled": 0, "replayed": 0, "failed": 0}
+        self.stats = dict.fromkeys(
+            ("batches", "committed", "duplicates", "spilled", "replayed", "failed"), 0
+        )
 
     # --- producers ----------------------------------------------------------------------------
 
@@ -224,14 +229,21 @@ class TraceWriter:
         return groups, loose
 
     def _run(self) -> None:
-        self._replay()
+        self.replay()
         while True:
             with self._cond:
-                while not self._acked and not self._buffer and not self._closed:
-                    self._cond.wait(5.0)
+                if not self._acked and not self._buffer and not self._closed:
+                    self._cond.wait(REPLAY_INTERVAL)
                 if not self._acked and not self._buffer:
-                    return  # closed and drained
-                groups, loose = self._take()
+                    if self._closed:
+                        return  # closed and drained
+                    idle = True
+                else:
+                    idle = False
+                    groups, loose = self._take()
+            if idle:
+                self.replay()  # spilled spans come back once the database answers
+                continue
             try:
                 self._write_groups(groups, loose)
             finally:
@@ -241,14 +253,14 @@ class TraceWriter:
             with self._cond:
                 idle = not self._acked and not self._buffer
             if idle:
-                self._replay()
+                self.replay()
 
     def _write_groups(self, groups: list[tuple[list[Span], Done]], loose: list[Span]) -> None:
         everything = [s for spans, _ in groups for s in spans] + loose
         try:
             self.commit(everything)
         except (SQLAlchemyError, OSError, ValueError, TypeError) as exc:
-            if len(groups) > 1 and not isinstance(exc, OperationalError):
+            if len(groups) > 1 and _is_bad_data(exc):
                 # One producer's bad data must not fail the others: write each on its own.
                 for spans, done in groups:
                     self._write_groups([(spans, done)], [])
@@ -291,6 +303,7 @@ class TraceWriter:
             store.upsert_rollups(conn, summary.rollup_rows(groups))
         elapsed = max(time.perf_counter() - started, 1e-6)
         self._rate = 0.5 * self._rate + 0.5 * (len(spans) / elapsed)
+        self.stats["batches"] += 1
         self.stats["committed"] += len(new)
         self.stats["duplicates"] += len(spans) - len(new)
         return len(new)
@@ -318,11 +331,17 @@ class TraceWriter:
             return []
         return sorted(self.spill_dir.glob("*.jsonl"))
 
-    def _replay(self) -> None:
+    def replay(self) -> int:
+        """Write spilled spans back (oldest file first); returns how many spans were replayed."""
+        with self._replay_lock:
+            return self._replay()
+
+    def _replay(self) -> int:
+        replayed = 0
         for path in self.spilled_files():
             with self._cond:
                 if self._closed or self._acked:
-                    return  # live traffic first
+                    return replayed  # live traffic first
             try:
                 spans = [Span(**orjson.loads(line)) for line in path.read_bytes().splitlines()]
             except (OSError, ValueError, TypeError) as exc:
@@ -331,19 +350,28 @@ class TraceWriter:
                 continue
             try:
                 self.commit(spans)
-            except (SQLAlchemyError, OSError) as exc:
-                log.warning("replay of %s failed, will retry: %s", path, exc)
-                return
-            path.unlink()
+            except (SQLAlchemyError, OSError, ValueError, TypeError) as exc:
+                if not _is_bad_data(exc):
+                    log.warning("replay of %s failed, will retry: %s", path, exc)
+                    return replayed
+                log.error("spill file %s cannot be stored (%s); renamed to .bad", path, exc)
+                path.rename(path.with_suffix(".bad"))
+                continue
+            path.unlink(missing_ok=True)
             self.stats["replayed"] += len(spans)
+            replayed += len(spans)
+        return replayed
+
+
+def _is_bad_data(exc: BaseException) -> bool:
+    """True when the spans themselves cannot be stored (as opposed to the database failing)."""
+    if isinstance(exc, StatementError) and exc.orig is not None:
+        exc = exc.orig if not isinstance(exc, DataError | IntegrityError) else exc
+    return isinstance(exc, DataError | IntegrityError | ValueError | TypeError)
 
 
 def _as_client_error(exc: BaseException) -> PilothouseError:
-    if isinstance(exc, OperationalError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    ):
-        return Unavailable("the trace store is unavailable; retry later", retry_after=RETRY_DELAY)
-    if isinstance(exc, SQLAlchemyError | ValueError | TypeError):
+    if _is_bad_data(exc):
         return BadRequest(f"spans could not be stored: {str(exc).splitlines()[0][:300]}")
     return Unavailable("the trace store is unavailable; retry later", retry_after=RETRY_DELAY)
 

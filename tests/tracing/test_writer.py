@@ -1,0 +1,212 @@
+"""The trace writer: group commit, back-pressure, spill to disk and replay, idempotence."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from pilothouse.errors import Unavailable
+from pilothouse.runtime import Runtime
+from pilothouse.settings import Settings
+from pilothouse.store import Database, migrate
+from pilothouse.store import traces as store
+from pilothouse.tracing.model import Span
+from pilothouse.tracing.writer import TraceWriter
+from tests.conftest import make_settings
+
+
+def spans(n: int, trace_id: str | None = None) -> list[Span]:
+    trace_id = trace_id or secrets.token_hex(16)
+    return [
+        Span(
+            project_id=1,
+            trace_id=trace_id,
+            span_id=secrets.token_hex(8),
+            name=f"span {i}",
+            start_time_ns=1_700_000_000_000_000_000 + i,
+            end_time_ns=1_700_000_000_100_000_000 + i,
+            parent_span_id=None if i == 0 else "0" * 15 + "1",
+        )
+        for i in range(n)
+    ]
+
+
+def stored(db: Database) -> int:
+    with db.read() as conn:
+        return store.count_spans(conn)
+
+
+@contextmanager
+def database_locked(db: Database) -> Iterator[None]:
+    """Hold the write lock from another connection so the writer has to wait."""
+    with db.write() as conn:  # BEGIN IMMEDIATE on SQLite
+        if db.dialect == "postgresql":
+            conn.exec_driver_sql("LOCK TABLE traces IN EXCLUSIVE MODE")
+        yield
+
+
+def wait_for(condition: object, timeout: float = 10.0) -> None:
+    event = threading.Event()
+    for _ in range(int(timeout / 0.01)):
+        if callable(condition) and condition():
+            return
+        event.wait(0.01)
+    raise AssertionError("condition not reached")
+
+
+@pytest.fixture
+def writer(runtime: Runtime) -> Iterator[TraceWriter]:
+    w = TraceWriter(runtime.db, runtime.settings)
+    yield w
+    w.close()
+
+
+async def test_concurrent_writers_share_one_transaction(runtime: Runtime, writer: TraceWriter):
+    writer.start()
+    with database_locked(runtime.db):
+        first = asyncio.ensure_future(writer.write(spans(3)))
+        await asyncio.to_thread(wait_for, lambda: writer._busy == 3)
+        others = [asyncio.ensure_future(writer.write(spans(5))) for _ in range(20)]
+        await asyncio.to_thread(wait_for, lambda: writer.pending == 103)
+        assert not first.done() and not any(o.done() for o in others)
+    await asyncio.gather(first, *others)
+    assert writer.stats["batches"] == 2  # the 20 waiting producers were committed together
+    assert stored(runtime.db) == 103
+
+
+async def test_full_queue_answers_unavailable_with_retry_after(tmp_path: Path, database_url: str):
+    settings = make_settings(tmp_path, database_url, tracing_queue_spans=50)
+    rt = Runtime(settings)
+    rt.migrate()
+    rt.bootstrap()
+    w = TraceWriter(rt.db, settings)
+    try:
+        with database_locked(rt.db):
+            accepted = asyncio.ensure_future(w.write(spans(40)))
+            await asyncio.to_thread(wait_for, lambda: w.pending == 40)
+            with pytest.raises(Unavailable) as refused:
+                await w.write(spans(20))
+            assert refused.value.retry_after is not None and refused.value.retry_after >= 1
+            assert "Retry-After" in refused.value.headers()
+        await accepted
+        assert stored(rt.db) == 40  # the refused spans were never acknowledged nor stored
+    finally:
+        w.close()
+        rt.db.close()
+
+
+def test_submit_spills_the_oldest_beyond_the_buffer_and_replays_them(
+    tmp_path: Path, database_url: str
+):
+    settings = make_settings(tmp_path, database_url, tracing_buffer_spans=10)
+    rt = Runtime(settings)
+    rt.migrate()
+    rt.bootstrap()
+    w = TraceWriter(rt.db, settings)
+    try:
+        with database_locked(rt.db):
+            for _ in range(6):
+                w.submit(spans(5))
+            assert w.spilled_files()
+            # The writer holds (blocked) what it took, the buffer at most 10: the rest spilled.
+            assert w.stats["spilled"] >= 30 - 10 - w._busy
+        assert w.flush()
+        w.replay()
+        assert not w.spilled_files()
+        assert stored(rt.db) == 30  # nothing dropped
+    finally:
+        w.close()
+        rt.db.close()
+
+
+def unmigrated(tmp_path: Path, database_url: str) -> tuple[Settings, Database]:
+    settings = make_settings(tmp_path, database_url)
+    return settings, Database(settings.effective_database_url)
+
+
+async def test_database_down_spills_submitted_spans_and_refuses_writes(
+    tmp_path: Path, database_url: str
+):
+    # A database without the tables fails every write, like one that is down.
+    settings, db = unmigrated(tmp_path, database_url)
+    w = TraceWriter(db, settings)
+    try:
+        with pytest.raises(Unavailable):
+            await w.write(spans(4))
+        w.submit(spans(7))
+        assert w.flush()
+        wait_for(lambda: w.stats["spilled"] == 7)
+        assert len(w.spilled_files()) == 1
+    finally:
+        w.close()
+    migrate.upgrade(db)  # the database is back
+    back = TraceWriter(db, settings)
+    try:
+        assert back.replay() == 7
+        assert not back.spilled_files()
+        assert stored(db) == 7  # the refused write was never acknowledged, so not stored
+    finally:
+        back.close()
+        db.close()
+
+
+def test_spilled_spans_survive_a_restart(tmp_path: Path, database_url: str):
+    settings, db = unmigrated(tmp_path, database_url)
+    first = TraceWriter(db, settings)
+    first.submit(spans(3))
+    first.close()
+    assert len(first.spilled_files()) == 1
+    migrate.upgrade(db)
+    second = TraceWriter(db, settings)
+    try:
+        second.start()  # replays what the previous process spilled
+        wait_for(lambda: not second.spilled_files())
+        assert stored(db) == 3
+    finally:
+        second.close()
+        db.close()
+
+
+def test_duplicates_within_and_across_batches_are_stored_once(
+    runtime: Runtime, writer: TraceWriter
+):
+    batch = spans(4)
+    writer.write_sync(batch + batch[:2])
+    writer.write_sync(batch)
+    assert stored(runtime.db) == 4
+    assert writer.stats["duplicates"] == 6
+    with runtime.db.read() as conn:
+        trace = store.get_trace(conn, 1, batch[0].trace_id)
+    assert trace is not None and trace["span_count"] == 4
+
+
+def test_a_trace_arriving_in_pieces_is_merged(runtime: Runtime, writer: TraceWriter):
+    trace_id = secrets.token_hex(16)
+    root, child = spans(2, trace_id)
+    child.request_model = "gpt-4o"
+    child.input_tokens = 7
+    child.input = "from the child"
+    root.input = "from the root"
+    root.user_id = "u1"
+    writer.write_sync([child])
+    writer.write_sync([root])
+    with runtime.db.read() as conn:
+        trace = store.get_trace(conn, 1, trace_id)
+    assert trace is not None
+    assert (trace["name"], trace["has_root"], trace["span_count"]) == ("span 0", True, 2)
+    assert (trace["model"], trace["input_tokens"], trace["user_id"]) == ("gpt-4o", 7, "u1")
+    assert trace["input"] == "from the root"
+
+
+def test_close_flushes_what_was_submitted(runtime: Runtime):
+    w = TraceWriter(runtime.db, runtime.settings)
+    w.submit(spans(9))
+    w.close()
+    assert stored(runtime.db) == 9
+    assert not w.spilled_files()
