@@ -71,6 +71,9 @@ def test_sign_in_create_and_revoke_an_api_key(tab: Page, runtime: Runtime) -> No
     tab.get_by_role("link", name="Members").click()
     expect(tab.get_by_role("cell", name=ADMIN_EMAIL, exact=True)).to_be_visible()
     screenshot(tab, "settings-members")
+    tab.get_by_role("link", name="Models").click()
+    expect(tab.get_by_role("cell", name="mock/echo")).to_be_visible()
+    screenshot(tab, "settings-models")
 
 
 def test_viewer_sees_no_edit_buttons_and_the_server_refuses_edits(

@@ -163,3 +163,10 @@ def test_only_owners_make_owners(runtime: Runtime, browser_client: TestClient) -
         f"/projects/1/settings/members/{target}", data={"role": "viewer", "csrf_token": token}
     )
     assert ok.status_code == 200
+
+
+def test_models_page_shows_gateway_routes_without_secrets(admin: TestClient) -> None:
+    page = admin.get("/projects/1/settings/models")
+    assert page.status_code == 200
+    assert "mock/echo" in page.text
+    assert "Router policy" in page.text

@@ -46,6 +46,7 @@ PAGES: list[tuple[str, Handler, list[str], bool]] = [
     (P + "/settings/members", settings.members, GET, True),
     (P + "/settings/members", settings.add_member, POST, True),
     (P + "/settings/members/{user_id:int}", settings.change_member, POST, True),
+    (P + "/settings/models", settings.models, GET, True),
 ]
 
 #: The project navigation: (label, path under /projects/{id}).

@@ -153,3 +153,28 @@ def change_member(page: Page) -> Response:
     with page.runtime.db.write() as conn:
         store.set_membership(conn, page.project_id, user_id, role)
     return page.redirect(page.url("/settings/members"), f"{user['email']} is now {role}.")
+
+
+def models(page: Page) -> Response:
+    """The gateway's model aliases, deployments and router policy (read-only, no secrets)."""
+    page.require("read")
+    gateway = page.runtime.state.get("gateway")
+    source = getattr(gateway, "source", None)
+    config = source.get() if source is not None else None
+    routes = []
+    if config is not None:
+        for name, route in sorted(config.models.items()):
+            routes.append(
+                {
+                    "name": name,
+                    "operation": route.operation,
+                    "fallbacks": list(route.fallbacks),
+                    "deployments": [d.public() for d in route.deployments],
+                }
+            )
+    return page.render(
+        "settings/models.html",
+        routes=routes,
+        source=getattr(config, "source", None),
+        policy=vars(config.router) if config is not None else {},
+    )
