@@ -12,7 +12,8 @@ import openai
 import pytest
 import redis
 
-from pilothouse.gateway.accounting import cache_ttl_of, estimate_tokens
+from pilothouse.gateway.accounting import Accounting, cache_ttl_of, estimate_tokens
+from pilothouse.runtime import Runtime
 from pilothouse.store import gateway as store
 from pilothouse.store import identity as identity_store
 from tests.gateway.conftest import GatewayFactory, Upstream, openai_model
@@ -202,3 +203,24 @@ def test_two_gateway_replicas_share_one_redis_limit(
         client.delete(*keys)
     finally:
         client.close()
+
+
+async def test_stale_project_limits_answer_while_one_read_refreshes_them(runtime: Runtime) -> None:
+    accounting = Accounting(runtime)
+    accounting._project_ttl = 0.0  # every lookup finds the limits stale
+    assert (await accounting.project_policy(1)).rpm is None
+    with runtime.db.write() as conn:
+        identity_store.update_project(conn, 1, settings={"limits": {"rpm": 5}})
+    # Stale: the old limits answer at once; one refresh starts, not one per request.
+    assert (await accounting.project_policy(1)).rpm is None
+    assert (await accounting.project_policy(1)).rpm is None
+    assert len(accounting._background) == 1
+    await asyncio.gather(*accounting._background)
+    accounting._project_ttl = 60.0
+    assert (await accounting.project_policy(1)).rpm == 5
+    with runtime.db.write() as conn:
+        identity_store.update_project(conn, 1, settings={"limits": {"rpm": 7}})
+    assert (await accounting.project_policy(1)).rpm == 5  # still fresh
+    accounting.forget_project(1)
+    assert (await accounting.project_policy(1)).rpm == 7
+    await accounting.stop()

@@ -90,6 +90,7 @@ class Accounting:
         self._key_policies: dict[int, tuple[Any, LimitPolicy]] = {}
         self._project_policies: dict[int, tuple[float, LimitPolicy]] = {}
         self._project_ttl = settings.key_cache_ttl
+        self._refreshing: set[int] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self._purge: asyncio.Task[None] | None = None
 
@@ -141,20 +142,34 @@ class Accounting:
         return policy
 
     async def project_policy(self, project_id: int) -> LimitPolicy:
-        """The project's ``settings.limits``, re-read at most every ``key_cache_ttl`` seconds."""
-        now = time.monotonic()
+        """The project's ``settings.limits``, re-read at most every ``key_cache_ttl`` seconds.
+
+        Once known, stale limits keep answering while one background read refreshes them, so
+        requests never queue behind the database.
+        """
         found = self._project_policies.get(project_id)
-        if found is not None and found[0] > now:
-            return found[1]
+        if found is None:
+            return await self._refresh_project(project_id)
+        if found[0] <= time.monotonic() and project_id not in self._refreshing:
+            self._refreshing.add(project_id)
+            task = asyncio.get_running_loop().create_task(self._refresh_project(project_id))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        return found[1]
+
+    async def _refresh_project(self, project_id: int) -> LimitPolicy:
         try:
             limits = await asyncio.to_thread(self._read_project_limits, project_id)
         except PilothouseError:
             limits = {}
         except Exception:
             log.warning("could not read limits of project %s", project_id, exc_info=True)
+            found = self._project_policies.get(project_id)
             return found[1] if found is not None else LimitPolicy()
+        finally:
+            self._refreshing.discard(project_id)
         policy = LimitPolicy.from_limits(limits)
-        self._project_policies[project_id] = (now + self._project_ttl, policy)
+        self._project_policies[project_id] = (time.monotonic() + self._project_ttl, policy)
         return policy
 
     def forget_project(self, project_id: int) -> None:
