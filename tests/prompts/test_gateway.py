@@ -204,3 +204,52 @@ def test_bad_prompt_references_are_openai_errors(served: Served):
             model="mock/echo", messages=[], extra_body={"prompt": {"name": "p", "oops": 1}}
         )
     assert shape.value.body["param"] == "prompt.oops"  # type: ignore[index]
+
+
+def test_other_hooks_see_the_rendered_messages(tmp_path: Path, database_url: str):
+    """Hooks marked trylast (like guardrails) run after the prompt is rendered, so they check
+    what the model will get."""
+    from pilothouse.hookspecs import hookimpl
+    from pilothouse.plugins import make_plugin_manager
+
+    seen: list[Any] = []
+
+    class Recorder:
+        @hookimpl(trylast=True)
+        async def gateway_request(self, call: Any) -> None:
+            seen.append(list(call.body["messages"]))
+
+    config = tmp_path / "pilothouse.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {"models": {"mock/echo": {"deployments": [{"provider": "mock", "model": "echo"}]}}}
+        )
+    )
+    manager = make_plugin_manager(load_entry_points=False)
+    manager.register(Recorder())
+    settings = make_settings(tmp_path, database_url, gateway_config=str(config))
+    runtime = Runtime(settings, plugins=manager)
+    runtime.migrate()
+    runtime.bootstrap()
+    try:
+        with LiveServer(create_app(runtime)) as server:
+            served = Served(runtime, server.url)
+            served.api.post(
+                "/api/prompts",
+                json={
+                    "name": "t",
+                    "type": "text",
+                    "template": "Hi {{n}}",
+                    "labels": ["production"],
+                },
+            ).raise_for_status()
+            served.openai.chat.completions.create(
+                model="mock/echo",
+                messages=[],
+                extra_body={"prompt": {"name": "t", "variables": {"n": "Bo"}}},
+            )
+            served.api.close()
+            served.openai.close()
+    finally:
+        runtime.db.close()
+    assert seen == [[{"role": "user", "content": "Hi Bo"}]]

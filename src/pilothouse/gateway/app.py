@@ -75,6 +75,17 @@ def _call_hooks(results: list[Any]) -> list[Awaitable[Any]]:
     return [r for r in results if inspect.isawaitable(r)]
 
 
+async def _await_all(pending: list[Awaitable[Any]]) -> None:
+    """Await hook results in order; when one raises, close the rest (never awaited otherwise)."""
+    try:
+        for awaitable in pending:
+            await awaitable
+    finally:
+        for awaitable in pending:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
+
+
 class GatewayApp:
     """The ``/v1`` routes; mounted by the gateway plugin."""
 
@@ -247,9 +258,7 @@ class GatewayApp:
         admission = None
         try:
             if self.hooks.gateway_request.get_hookimpls():
-                pending = _call_hooks(self.hooks.gateway_request(call=call))
-                for awaitable in pending:
-                    await awaitable
+                await _await_all(_call_hooks(self.hooks.gateway_request(call=call)))
             call.model = check(call.body)
             call.stream = call.body.get("stream") is True
             if not allowed(api_key, call.model):
@@ -271,10 +280,9 @@ class GatewayApp:
             result = await self.router.call(call, operation)
             self.observe(call, result)
             if self.hooks.gateway_response.get_hookimpls():
-                for awaitable in _call_hooks(
-                    self.hooks.gateway_response(call=call, response=result)
-                ):
-                    await awaitable
+                await _await_all(
+                    _call_hooks(self.hooks.gateway_response(call=call, response=result))
+                )
             if self.extras is not None:
                 await self.extras.store(call, result)
             await self.answer(call, send, result)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -82,17 +83,37 @@ def apply(call: Call, resolved: Resolved, variables: dict[str, Any]) -> None:
     call.metadata["prompt_ref"] = f"{resolved.name}@{resolved.version}"
 
 
+class _Later:
+    """An awaitable whose coroutine is made only when awaited: if another hook raises before
+    the gateway awaits this one, no coroutine is left un-awaited."""
+
+    def __init__(self, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self.factory = factory
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self.factory().__await__()
+
+
 @hookimpl
-async def gateway_request(call: Call) -> None:
-    """Render ``"prompt": {"name", "label" | "version", "variables"}`` of a chat request."""
+def gateway_request(call: Call) -> Awaitable[None] | None:
+    """Render ``"prompt": {"name", "label" | "version", "variables"}`` of a chat request.
+
+    The work happens when the gateway awaits the returned object, in hook order, so that
+    plugins marked ``trylast`` (guardrails) see the rendered messages. A warm prompt renders
+    from memory; a cold one is read from the database off the event loop."""
     if call.operation != "chat" or "prompt" not in call.body:
+        return None
+    return _Later(lambda: _render_reference(call))
+
+
+async def _render_reference(call: Call) -> None:
+    if "prompt" not in call.body:  # another plugin handled it first
         return
     name, label, version, variables = _reference(call.body.pop("prompt"))
     registry = registry_of(call.runtime)
     project_id = call.api_key.project_id
     resolved = registry.cached(project_id, name, label, version)
     if resolved is None:
-        # A cold cache reads the database: off the event loop.
         resolved = await anyio.to_thread.run_sync(
             registry.resolve, project_id, name, label, version
         )

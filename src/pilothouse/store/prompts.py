@@ -133,17 +133,23 @@ def create_prompt(
     if find_prompt(conn, project_id, name) is not None:
         raise Conflict(f"prompt {name!r} already exists in project {project_id}", param="name")
     now = utcnow()
-    conn.execute(
-        prompts.insert().values(
-            project_id=project_id,
-            name=name,
-            type=prompt_type,
-            description=description,
-            tags=sorted(set(tags or [])),
-            created_at=now,
-            updated_at=now,
+    try:
+        conn.execute(
+            prompts.insert().values(
+                project_id=project_id,
+                name=name,
+                type=prompt_type,
+                description=description,
+                tags=sorted(set(tags or [])),
+                created_at=now,
+                updated_at=now,
+            )
         )
-    )
+    except sa.exc.IntegrityError:
+        # Another writer created it between our check and insert (PostgreSQL).
+        raise Conflict(
+            f"prompt {name!r} already exists in project {project_id}", param="name"
+        ) from None
     return get_prompt(conn, project_id, name)
 
 
