@@ -93,6 +93,11 @@ def test_periodic_spec_registers_on_its_schedule(runtime: Runtime):
     with pytest.raises(NotFound):
         jobs.enqueue("tick")  # periodic jobs run on their schedule only
 
+    jobs.huey.execute(due[0])  # what the consumer's scheduler does when it is due
+    with runtime.db.read() as conn:
+        runs = job_store.list_jobs(conn, name="tick")
+    assert [(r["status"], r["attempts"]) for r in runs] == [("succeeded", 1)]
+
 
 @pytest.mark.redis
 def test_redis_queue_is_consumed_by_a_worker_process(
