@@ -363,3 +363,23 @@ def test_routes_are_in_openapi(client: TestClient):
         "/api/prompts/{name}/diff",
     ):
         assert path in paths, path
+
+
+def test_users_name_the_project(client: TestClient):
+    import base64
+
+    from tests.conftest import ADMIN_PASSWORD
+
+    token = base64.b64encode(f"admin@localhost:{ADMIN_PASSWORD}".encode()).decode()
+    user = {"Authorization": f"Basic {token}"}
+    missing = client.get("/api/prompts", headers=user)
+    assert missing.status_code == 400
+    assert missing.json()["errors"][0]["path"] == "project_id"
+    created = client.post(
+        "/api/prompts?project_id=1",
+        json={"name": "by-user", "type": "text", "template": "x"},
+        headers=user,
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["version"]["author"] == "admin@localhost"
+    assert client.get("/api/prompts/by-user").json()["project_id"] == 1
