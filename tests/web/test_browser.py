@@ -49,7 +49,6 @@ def test_sign_in_create_and_revoke_an_api_key(tab: Page, runtime: Runtime) -> No
     screenshot(tab, "login")
     sign_in(tab, ADMIN_EMAIL, ADMIN_PASSWORD)
     expect(tab.get_by_role("heading", name="default")).to_be_visible()
-    screenshot(tab, "home")
 
     tab.get_by_role("navigation", name="Project").get_by_role("link", name="Settings").click()
     tab.get_by_label("Name").fill("checkout service")

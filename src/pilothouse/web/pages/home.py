@@ -48,7 +48,7 @@ def _totals(rows: Sequence[Any]) -> dict[str, Any]:
 
 
 def _top(rows: Sequence[Any]) -> list[tuple[str, float]]:
-    """Groups (models, users) by cost, largest first."""
+    """Groups (models, trace names) by cost, largest first."""
     cost: dict[str, float] = {}
     for row in rows:
         cost[row["value"]] = cost.get(row["value"], 0.0) + float(row["cost_usd"] or 0)
@@ -66,7 +66,8 @@ def home(page: Page) -> Response:
     with page.runtime.db.read() as conn:
         rows = store.rollup_rows(conn, page.project_id, "all", start_s, end_s, step)
         models = store.rollup_rows(conn, page.project_id, "model", start_s, end_s, span_s)
-        users = store.rollup_rows(conn, page.project_id, "user", start_s, end_s, span_s)
+        # Trace names, not users: a project has a few workflows but may have millions of users.
+        names = store.rollup_rows(conn, page.project_id, "name", start_s, end_s, span_s)
     by_bucket = {int(r["bucket"]): _totals([r]) for r in rows}
     buckets = list(range(start_s, end_s, step))
     labels = [datetime.fromtimestamp(b, UTC).strftime(label) for b in buckets]
@@ -84,6 +85,6 @@ def home(page: Page) -> Response:
         totals=_totals(rows),
         series=series,
         top_models=_top(models),
-        top_users=_top(users),
+        top_names=_top(names),
         fmt=formats,
     )
