@@ -8,9 +8,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+import pilothouse.sdk.prompts as sdk
 from pilothouse.errors import NotFound, Unavailable
 from pilothouse.prompts.client import PromptsClient
-from pilothouse.sdk import prompts as sdk
 from tests.conftest import ADMIN_KEY, LiveServer
 
 
