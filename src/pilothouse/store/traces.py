@@ -151,7 +151,10 @@ scores = sa.Table(
 SPAN_COLUMNS = [c.name for c in spans.columns]
 TRACE_COLUMNS = [c.name for c in traces.columns]
 ROLLUP_COLUMNS = [c.name for c in trace_rollups.columns]
-_SPAN_JSON = {"attributes", "events", "links", "resource", "scope", "input", "output", "tags"}
+_SPAN_JSON_INDEXES = [
+    SPAN_COLUMNS.index(c)
+    for c in ("attributes", "events", "links", "resource", "scope", "input", "output", "tags")
+]
 
 
 def _dumps(value: Any) -> str:
@@ -195,20 +198,24 @@ def existing_span_keys(
     return found
 
 
-def insert_spans(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert span rows (dicts keyed by column); rows already stored are skipped."""
+def insert_spans(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+    """Insert span rows (values in :data:`SPAN_COLUMNS` order); stored ones are skipped."""
     if not rows:
         return
     pg = conn.dialect.name == "postgresql"
     params = []
+    # Spans of one request share their resource and scope objects: serialize those once.
+    shared: dict[int, str] = {}
     for row in rows:
-        values = []
-        for name in SPAN_COLUMNS:
-            value = row.get(name)
-            if name in _SPAN_JSON and (value is not None or name == "tags"):
-                value = _dumps(value if value is not None else [])
-            values.append(_pg_text(value) if pg else value)
-        params.append(tuple(values))
+        values = list(row)
+        for i in _SPAN_JSON_INDEXES:
+            value = values[i]
+            if value is not None:
+                text = shared.get(id(value))
+                if text is None:
+                    text = shared[id(value)] = _dumps(value)
+                values[i] = text
+        params.append(tuple(_pg_text(v) for v in values) if pg else tuple(values))
     sql = (
         f"INSERT INTO spans ({', '.join(SPAN_COLUMNS)}) "
         f"VALUES ({_placeholders(conn, len(SPAN_COLUMNS))}) "

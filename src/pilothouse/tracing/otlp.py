@@ -143,7 +143,44 @@ def _any(value: Any) -> Any:
 
 
 def _attrs(items: Any) -> dict[str, Any]:
-    return {kv.key: _any(kv.value) for kv in items}
+    # The hot loop of ingestion: scalar kinds inline, the rest through _any.
+    out: dict[str, Any] = {}
+    for kv in items:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        if kind == "string_value":
+            out[kv.key] = value.string_value
+        elif kind == "int_value":
+            out[kv.key] = value.int_value
+        elif kind == "double_value":
+            out[kv.key] = value.double_value
+        elif kind == "bool_value":
+            out[kv.key] = value.bool_value
+        else:
+            out[kv.key] = _any(value)
+    return out
+
+
+_ZERO16 = bytes(16)
+_ZERO8 = bytes(8)
+
+
+def _events(events: Any) -> list[dict[str, Any]]:
+    return [
+        {"name": e.name, "time_ns": e.time_unix_nano, "attributes": _attrs(e.attributes)}
+        for e in events
+    ]
+
+
+def _links(links: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "trace_id": link.trace_id.hex(),
+            "span_id": link.span_id.hex(),
+            "attributes": _attrs(link.attributes),
+        }
+        for link in links
+    ]
 
 
 def _check_times(start: int, end: int, out: Decoded) -> bool:
@@ -173,44 +210,39 @@ def decode_protobuf(body: bytes, project_id: int) -> Decoded:
             if scope_pb.attributes:
                 scope["attributes"] = _attrs(scope_pb.attributes)
             for i, pb in enumerate(scope_spans.spans):
-                where = f"resource_spans[{r}].scope_spans[{s}].spans[{i}]"
-                trace_id = _bytes_id(pb.trace_id, 16, "trace_id", where)
-                span_id = _bytes_id(pb.span_id, 8, "span_id", where)
-                parent = _bytes_id(pb.parent_span_id, 8, "parent_span_id", where, optional=True)
-                assert trace_id is not None and span_id is not None
-                if not _check_times(pb.start_time_unix_nano, pb.end_time_unix_nano, out):
+                trace_id, span_id, parent = pb.trace_id, pb.span_id, pb.parent_span_id
+                if (
+                    len(trace_id) != 16
+                    or trace_id == _ZERO16
+                    or len(span_id) != 8
+                    or span_id == _ZERO8
+                    or (parent and (len(parent) != 8 or parent == _ZERO8))
+                ):
+                    where = f"resource_spans[{r}].scope_spans[{s}].spans[{i}]"
+                    _bytes_id(trace_id, 16, "trace_id", where)
+                    _bytes_id(span_id, 8, "span_id", where)
+                    _bytes_id(parent, 8, "parent_span_id", where, optional=True)
+                start, end = pb.start_time_unix_nano, pb.end_time_unix_nano
+                if not _check_times(start, end, out):
                     continue
+                status = pb.status
                 out.spans.append(
                     Span(
-                        project_id=project_id,
-                        trace_id=trace_id,
-                        span_id=span_id,
-                        parent_span_id=parent,
-                        name=pb.name,
-                        start_time_ns=pb.start_time_unix_nano,
-                        end_time_ns=pb.end_time_unix_nano,
-                        kind=KINDS[pb.kind] if 0 <= pb.kind < len(KINDS) else "internal",
-                        status_code=STATUSES[pb.status.code] if pb.status.code < 3 else "unset",
-                        status_message=pb.status.message or None,
-                        attributes=_attrs(pb.attributes),
-                        events=[
-                            {
-                                "name": e.name,
-                                "time_ns": e.time_unix_nano,
-                                "attributes": _attrs(e.attributes),
-                            }
-                            for e in pb.events
-                        ],
-                        links=[
-                            {
-                                "trace_id": link.trace_id.hex(),
-                                "span_id": link.span_id.hex(),
-                                "attributes": _attrs(link.attributes),
-                            }
-                            for link in pb.links
-                        ],
-                        resource=resource,
-                        scope=scope,
+                        project_id,
+                        trace_id.hex(),
+                        span_id.hex(),
+                        pb.name,
+                        start,
+                        end,
+                        parent.hex() if parent else None,
+                        KINDS[pb.kind] if 0 <= pb.kind < len(KINDS) else "internal",
+                        STATUSES[status.code] if status.code < 3 else "unset",
+                        status.message or None,
+                        _attrs(pb.attributes),
+                        _events(pb.events) if pb.events else [],
+                        _links(pb.links) if pb.links else [],
+                        resource,
+                        scope,
                     )
                 )
     return out

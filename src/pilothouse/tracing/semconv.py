@@ -82,6 +82,24 @@ TTFT_S_KEYS = ("gen_ai.server.time_to_first_token", "gen_ai.response.time_to_fir
 ENVIRONMENT_KEYS = ("deployment.environment.name", "deployment.environment", "langfuse.environment")
 RELEASE_KEYS = ("service.version", "langfuse.release")
 
+_KNOWN = frozenset(
+    PROVIDER_KEYS
+    + REQUEST_MODEL_KEYS
+    + RESPONSE_MODEL_KEYS
+    + INPUT_TOKEN_KEYS
+    + OUTPUT_TOKEN_KEYS
+    + COST_KEYS
+    + SESSION_KEYS
+    + USER_KEYS
+    + TAG_KEYS
+    + PROMPT_NAME_KEYS
+    + PROMPT_VERSION_KEYS
+    + TTFT_MS_KEYS
+    + TTFT_S_KEYS
+    + ENVIRONMENT_KEYS
+    + RELEASE_KEYS
+)
+
 #: Event names of the event-based GenAI form, and the role each carries.
 MESSAGE_EVENTS = {
     "gen_ai.system.message": "system",
@@ -178,6 +196,16 @@ def _indexed(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
     return [items[i] for i in sorted(items)]
 
 
+def _roots(attrs: dict[str, Any]) -> set[str]:
+    """The first two dotted segments of every key (``llm.input_messages`` ...)."""
+    out = set()
+    for key in attrs:
+        first = key.find(".")
+        second = key.find(".", first + 1) if first >= 0 else -1
+        out.add(key[:second] if second > 0 else key)
+    return out
+
+
 def _openinference_messages(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]] | None:
     flat = _indexed(attrs, prefix)
     if not flat:
@@ -263,7 +291,7 @@ def _event_messages(span: Span) -> tuple[list[dict[str, Any]] | None, Any]:
     return inputs or None, output
 
 
-def _input(span: Span, attrs: dict[str, Any]) -> Any:
+def _input(span: Span, attrs: dict[str, Any], roots: set[str]) -> Any:
     value = attrs.get("gen_ai.input.messages")
     if value is not None:
         messages = _messages(value)
@@ -271,8 +299,10 @@ def _input(span: Span, attrs: dict[str, Any]) -> Any:
         if instructions is not None and isinstance(messages, list):
             messages = [{"role": "system", "content": _parts_text(instructions)}, *messages]
         return messages
-    found = _openinference_messages(attrs, "llm.input_messages.")
-    if found is None:
+    found = None
+    if "llm.input_messages" in roots:
+        found = _openinference_messages(attrs, "llm.input_messages.")
+    if found is None and "gen_ai.prompt" in roots:
         found = _genai_indexed_messages(attrs, "gen_ai.prompt.")
     if found is not None:
         return found
@@ -280,26 +310,32 @@ def _input(span: Span, attrs: dict[str, Any]) -> Any:
         return _messages(attrs["gen_ai.prompt"])
     if "input.value" in attrs:
         return _value(attrs["input.value"], attrs.get("input.mime_type"))
+    if not span.events:
+        return None
     events_in, _ = _event_messages(span)
     return events_in
 
 
-def _output(span: Span, attrs: dict[str, Any]) -> Any:
+def _output(span: Span, attrs: dict[str, Any], roots: set[str]) -> Any:
     value = attrs.get("gen_ai.output.messages")
     if value is not None:
         return _messages(value)
-    found = _openinference_messages(attrs, "llm.output_messages.")
-    if found is None:
+    found = None
+    if "llm.output_messages" in roots:
+        found = _openinference_messages(attrs, "llm.output_messages.")
+    if found is None and "gen_ai.completion" in roots:
         found = _genai_indexed_messages(attrs, "gen_ai.completion.")
     if found is not None:
         return found
     if "gen_ai.completion" in attrs:
         return _messages(attrs["gen_ai.completion"])
-    documents = _documents(attrs)
+    documents = _documents(attrs) if "retrieval.documents" in roots else None
     if documents is not None:
         return documents
     if "output.value" in attrs:
         return _value(attrs["output.value"], attrs.get("output.mime_type"))
+    if not span.events:
+        return None
     _, events_out = _event_messages(span)
     return events_out
 
@@ -363,20 +399,26 @@ def normalize(span: Span) -> Span:
     """Fill the span's normalized columns from its attributes, events and resource."""
     attrs = span.attributes
     resource = span.resource
+    # One set intersection (in C) tells which conventions the span uses at all.
+    known = _KNOWN.intersection(attrs)
+
+    def pick(keys: tuple[str, ...]) -> Any:
+        return _first(attrs, keys) if not known.isdisjoint(keys) else None
+
     if span.operation is None:
         span.operation = _operation(span, attrs)
     if span.provider is None:
-        span.provider = _str(_first(attrs, PROVIDER_KEYS))
+        span.provider = _str(pick(PROVIDER_KEYS))
     if span.request_model is None:
-        span.request_model = _str(_first(attrs, REQUEST_MODEL_KEYS))
+        span.request_model = _str(pick(REQUEST_MODEL_KEYS))
     if span.response_model is None:
-        span.response_model = _str(_first(attrs, RESPONSE_MODEL_KEYS))
+        span.response_model = _str(pick(RESPONSE_MODEL_KEYS))
     if span.input_tokens is None:
-        span.input_tokens = _int(_first(attrs, INPUT_TOKEN_KEYS))
+        span.input_tokens = _int(pick(INPUT_TOKEN_KEYS))
     if span.output_tokens is None:
-        span.output_tokens = _int(_first(attrs, OUTPUT_TOKEN_KEYS))
+        span.output_tokens = _int(pick(OUTPUT_TOKEN_KEYS))
     if span.cost_usd is None:
-        span.cost_usd = _float(_first(attrs, COST_KEYS))
+        span.cost_usd = _float(pick(COST_KEYS))
     if span.cost_usd is None and (span.input_tokens or span.output_tokens):
         span.cost_usd = cost_of(
             span.provider,
@@ -384,39 +426,38 @@ def normalize(span: Span) -> Span:
             span.input_tokens or 0,
             span.output_tokens or 0,
         )
-    if span.input is None:
-        span.input = _input(span, attrs)
-    if span.output is None:
-        span.output = _output(span, attrs)
+    if span.input is None or span.output is None:
+        roots = _roots(attrs)
+        if span.input is None:
+            span.input = _input(span, attrs, roots)
+        if span.output is None:
+            span.output = _output(span, attrs, roots)
     if span.ttft_ms is None:
-        ttft = _float(_first(attrs, TTFT_MS_KEYS))
+        ttft = _float(pick(TTFT_MS_KEYS))
         if ttft is None:
-            seconds = _float(_first(attrs, TTFT_S_KEYS))
+            seconds = _float(pick(TTFT_S_KEYS))
             ttft = seconds * 1000 if seconds is not None else None
         if ttft is None:
             for event in span.events:
                 if event.get("name") in ("gen_ai.first_token", "first_token", "First Token"):
-                    ttft = (
-                        int(event.get("time_ns", span.start_time_ns)) - span.start_time_ns
-                    ) / 1e6
+                    at = int(event.get("time_ns", span.start_time_ns))
+                    ttft = (at - span.start_time_ns) / 1e6
                     break
         span.ttft_ms = ttft
     if span.session_id is None:
-        span.session_id = _str(_first(attrs, SESSION_KEYS))
+        span.session_id = _str(pick(SESSION_KEYS))
     if span.user_id is None:
-        span.user_id = _str(_first(attrs, USER_KEYS))
+        span.user_id = _str(pick(USER_KEYS))
     if not span.tags:
-        span.tags = _tags(_first(attrs, TAG_KEYS))
+        span.tags = _tags(pick(TAG_KEYS))
     if span.prompt_name is None:
-        span.prompt_name = _str(_first(attrs, PROMPT_NAME_KEYS))
+        span.prompt_name = _str(pick(PROMPT_NAME_KEYS))
     if span.prompt_version is None:
-        span.prompt_version = _int(_first(attrs, PROMPT_VERSION_KEYS))
+        span.prompt_version = _int(pick(PROMPT_VERSION_KEYS))
     if span.environment is None:
-        span.environment = _str(
-            _first(attrs, ENVIRONMENT_KEYS) or _first(resource, ENVIRONMENT_KEYS)
-        )
+        span.environment = _str(pick(ENVIRONMENT_KEYS) or _first(resource, ENVIRONMENT_KEYS))
     if span.release is None:
-        span.release = _str(_first(attrs, RELEASE_KEYS) or _first(resource, RELEASE_KEYS))
+        span.release = _str(pick(RELEASE_KEYS) or _first(resource, RELEASE_KEYS))
     if span.service_name is None:
         span.service_name = _str(resource.get("service.name"))
     return span

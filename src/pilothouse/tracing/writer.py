@@ -48,13 +48,45 @@ REPLAY_INTERVAL = 2.0
 Done = Callable[[BaseException | None], None]
 
 
-def span_row(span: Span) -> dict[str, Any]:
-    """The ``spans`` row of a normalized span."""
-    row = {name: getattr(span, name, None) for name in store.SPAN_COLUMNS}
-    row["start_ns"] = span.start_time_ns
-    row["end_ns"] = span.end_time_ns
-    row["duration_ms"] = span.duration_ms
-    return row
+def span_row(span: Span) -> tuple[Any, ...]:
+    """The ``spans`` row of a normalized span, in :data:`store.SPAN_COLUMNS` order."""
+    s = span
+    return (
+        s.project_id,
+        s.trace_id,
+        s.span_id,
+        s.parent_span_id,
+        s.name,
+        s.kind,
+        s.start_time_ns,
+        s.end_time_ns,
+        (s.end_time_ns - s.start_time_ns) / 1e6,
+        s.status_code,
+        s.status_message,
+        s.attributes,
+        s.events,
+        s.links,
+        s.resource,
+        s.scope,
+        s.service_name,
+        s.operation,
+        s.provider,
+        s.request_model,
+        s.response_model,
+        s.input_tokens,
+        s.output_tokens,
+        s.cost_usd,
+        s.input,
+        s.output,
+        s.ttft_ms,
+        s.session_id,
+        s.user_id,
+        s.tags,
+        s.prompt_name,
+        s.prompt_version,
+        s.environment,
+        s.release,
+    )
 
 
 def _async_done(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> Done:
