@@ -59,15 +59,15 @@ def features(normalized: str, dim: int, max_chars: int = 6000, raw: str | None =
     add = out.add
     prev = "<s>"
     for w in words:
-        add(crc(w.encode()) % dim)
-        add(crc(f"{prev} {w}".encode()) % dim)
+        add(crc(w.encode("utf-8", "surrogatepass")) % dim)
+        add(crc(f"{prev} {w}".encode("utf-8", "surrogatepass")) % dim)
         prev = w
-    padded = f" {text} ".encode()
+    padded = f" {text} ".encode("utf-8", "surrogatepass")
     for i in range(len(padded) - 3):
         add(crc(padded[i : i + 4], 0x5EED) % dim)
     if raw is not None:
         for word in shape(raw):
-            add(crc(word.encode()) % dim)
+            add(crc(word.encode("utf-8", "surrogatepass")) % dim)
     return out
 
 

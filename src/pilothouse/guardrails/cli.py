@@ -110,6 +110,12 @@ def _fmt(value: Any) -> str:
     help="Rows to use (stable hash of the row id); `test` is never used for training.",
 )
 @click.option("--threshold", type=float, default=0.5, show_default=True)
+@click.option(
+    "--exclude-category",
+    "excluded",
+    multiple=True,
+    help="Leave out rows of this category (repeatable), e.g. out-of-scope identifiers.",
+)
 @click.option("--categories", is_flag=True, help="Also print the breakdown per category.")
 @json_option
 @click.pass_context
@@ -120,6 +126,7 @@ def bench_cmd(
     where: str | None,
     split: str,
     threshold: float,
+    excluded: tuple[str, ...],
     categories: bool,
     as_json: bool,
 ) -> None:
@@ -135,7 +142,7 @@ def bench_cmd(
             f"unknown check {name!r}; pass --check (one of {', '.join(sorted(guard.checks))})",
             param_hint="--check",
         )
-    rows = benchmark.rows_of(corpus, split)
+    rows = [r for r in benchmark.rows_of(corpus, split) if r.get("category") not in excluded]
     with click.progressbar(rows, label=f"{name} on {corpus.name}", file=sys.stderr) as bar:
         score = benchmark.score_rows(
             guard.checks[name],

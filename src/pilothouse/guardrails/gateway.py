@@ -156,14 +156,26 @@ def check_response(
     """Output checks on a complete answer, then pseudonyms restored; may raise GuardrailBlocked."""
     vault = vaults.pop(call.request_id)
     for container, key, where, path in list(_output_slots(response)):
+        text = container[key]
         if policy.rules("output"):
-            decision = guard.check(container[key], policy, where, vault)
+            decision = guard.check(text, policy, where, vault)
             _record(call, decision, path)
             if decision.blocked:
                 raise blocked(decision, path)
-            container[key] = decision.text
+            text = decision.text
         elif vault is not None:
-            container[key] = vault.restore(container[key])
+            text = vault.restore(text)
+        if text != container[key]:
+            _replace(response, container, key, text)
+
+
+def _replace(response: dict[str, Any], container: dict[str, Any], key: str, text: str) -> None:
+    """Set the text on a copy of its message, so the trace keeps what the model wrote."""
+    for choice in response.get("choices") or []:
+        if isinstance(choice, dict) and choice.get("message") is container:
+            choice["message"] = {**container, key: text}
+            return
+    container[key] = text
 
 
 def stream_filter(
@@ -187,9 +199,7 @@ def stream_filter(
                     continue
                 index = choice.get("index", 0)
                 holder, key = _delta_text(choice)
-                if holder is None:
-                    continue
-                text = holder[key]
+                text = holder[key] if holder is not None else ""
                 if check_output and text:
                     window = tails.get(index, "") + text
                     decision = guard.check(window, policy, "output", None)
@@ -198,9 +208,13 @@ def stream_filter(
                         raise blocked(decision, f"choices[{index}].delta.content")
                     tails[index] = window[-STREAM_WINDOW:]
                 restorer = restorers.setdefault(index, StreamRestorer(vault))
-                holder[key] = restorer.feed(text)
+                out = restorer.feed(text) if text else ""
                 if choice.get("finish_reason"):
-                    holder[key] += restorer.flush()
+                    out += restorer.flush()
+                if holder is not None:
+                    holder[key] = out
+                elif out and isinstance(choice.setdefault("delta", {}), dict):
+                    choice["delta"]["content"] = out
             yield chunk
 
     return wrapped

@@ -80,6 +80,10 @@ _STREET_TYPES = (
     r"(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|"
     r"terrace|ter|circle|cir|parkway|pkwy|highway|hwy|square|sq|trail|trl)"
 )
+_EU_SUFFIXES = (
+    "strasse", "straße", "gasse", "weg", "platz", "katu", "tie", "vej", "gata", "laan",
+    "straat", "allee",
+)  # fmt: skip
 _EU_STREET = (
     r"[^\W\d_][\w'-]*(?:stra(?:ss|ß)e|gasse|weg|platz|katu|tie|vej|gatan|gata|laan|straat|allee)"
 )
@@ -92,6 +96,8 @@ class Pattern:
     score: float
     validate: Callable[[str], float | None] | None = None
     group: int = 0
+    #: lower-case substrings of which one must occur for the regex to be worth running
+    hints: tuple[str, ...] = ()
 
 
 def _card(value: str) -> float | None:
@@ -156,11 +162,13 @@ PATTERNS: tuple[Pattern, ...] = (
             r"(?<![\w.%+-])[\w.%+-]{1,64}@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,24}\b"
         ),
         0.95,
+        hints=("@",),
     ),
     Pattern(
         "URL",
         re.compile(r"\b(?:(?:https?|ftp)://|www\.)[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]", re.I),
         0.9,
+        hints=("://", "www."),
     ),
     Pattern(
         "IP_ADDRESS",
@@ -172,6 +180,7 @@ PATTERNS: tuple[Pattern, ...] = (
         ),
         0.9,
         _ip,
+        hints=(".", ":"),
     ),
     Pattern(
         "CREDIT_CARD",
@@ -200,6 +209,7 @@ PATTERNS: tuple[Pattern, ...] = (
         0.9,
         _ssn,
         group=1,
+        hints=("ssn", "social security"),
     ),
     Pattern(
         "PHONE",
@@ -219,6 +229,7 @@ PATTERNS: tuple[Pattern, ...] = (
         ),
         0.85,
         group=1,
+        hints=("born", "birth", "dob", "d.o.b"),
     ),
     Pattern(
         "ID_NUMBER",
@@ -230,6 +241,7 @@ PATTERNS: tuple[Pattern, ...] = (
         0.8,
         _id_number,
         group=1,
+        hints=("passport", "id", "licen", "tax", "personalausweis", "dni", "nif", "nie"),
     ),
     Pattern(
         "ADDRESS",
@@ -241,16 +253,24 @@ PATTERNS: tuple[Pattern, ...] = (
     ),
     Pattern(
         "ADDRESS",
+        re.compile(rf"(?i:\b{_EU_STREET})\s+\d{{1,5}}[a-z]?\b"),
+        0.7,
+        hints=_EU_SUFFIXES,
+    ),
+    Pattern(
+        "ADDRESS",
         re.compile(
-            rf"(?i:\b{_EU_STREET}|\b(?:via|viale|piazza|rue|calle|avenida|rua|plaza|ul\.))"
+            r"(?i:\b(?:via|viale|piazza|rue|calle|avenida|rua|plaza|ul\.))"
             r"(?:\s+[^\W\d_][\w'.-]*){0,3}\s+\d{1,5}[a-z]?\b"
         ),
         0.7,
+        hints=("via", "piazza", "rue", "calle", "avenida", "rua", "plaza", "ul."),
     ),
     Pattern(
         "ADDRESS",
         re.compile(r"(?i:\b(?:apt|apartment|suite|unit)\.?\s+#?\d{1,5}\b)"),
         0.6,
+        hints=("apt", "apartment", "suite", "unit"),
     ),
     Pattern(
         "ADDRESS",
@@ -259,6 +279,7 @@ PATTERNS: tuple[Pattern, ...] = (
             r"US[A-Z]{1,3}\s+[^\W\d_]+)\s+[AFD]PO\s+A[AEP]\s+\d{5})"
         ),
         0.85,
+        hints=("apo", "fpo", "dpo"),
     ),
 )
 
@@ -270,8 +291,11 @@ def scan(text: str, where: Where, options: Mapping[str, Any]) -> list[Finding]:
     wanted = options.get("types")
     enabled = set(wanted) if wanted else None
     out: list[Finding] = []
+    lower = text.lower()
     for p in PATTERNS:
         if enabled is not None and p.type not in enabled:
+            continue
+        if p.hints and not any(h in lower for h in p.hints):
             continue
         for m in p.regex.finditer(text):
             value = m.group(p.group)

@@ -120,8 +120,12 @@ def _state(call: Call) -> tuple[Guardrails, Vaults]:
 
 
 @hookimpl(trylast=True)
-def gateway_request(call: Call) -> None:
-    """Input/context checks after other plugins (e.g. prompt rendering) shaped the body."""
+async def gateway_request(call: Call) -> None:
+    """Input/context checks after other plugins (e.g. prompt rendering) shaped the body.
+
+    A coroutine, so the gateway runs it after awaiting the other plugins' coroutines (and a
+    block never leaves theirs un-awaited).
+    """
     guard, vaults = _state(call)
     policy = select_policy(guard, call, call.runtime.settings.guardrails_gateway_policy)
     if policy is None:

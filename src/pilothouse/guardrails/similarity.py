@@ -24,7 +24,10 @@ SKETCH = 24
 def shingles(normalized: str, max_chars: int = 20000) -> set[int]:
     words = _WORD.findall(normalized[:max_chars])
     crc = zlib.crc32
-    return {crc(" ".join(words[i : i + SHINGLE]).encode()) for i in range(len(words) - SHINGLE + 1)}
+    return {
+        crc(" ".join(words[i : i + SHINGLE]).encode("utf-8", "surrogatepass"))
+        for i in range(len(words) - SHINGLE + 1)
+    }
 
 
 def sketch(normalized: str, k: int = SKETCH) -> list[int]:
