@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from pilothouse.errors import Unavailable
 from pilothouse.runtime import Runtime
 from pilothouse.settings import Settings
 from pilothouse.store import Database, migrate
 from pilothouse.store import traces as store
+from pilothouse.store.types import utcnow
 from pilothouse.tracing.model import Span
 from pilothouse.tracing.writer import TraceWriter
 from tests.conftest import make_settings
@@ -210,3 +213,43 @@ def test_close_flushes_what_was_submitted(runtime: Runtime):
     w.close()
     assert stored(runtime.db) == 9
     assert not w.spilled_files()
+
+
+def test_retention_job_deletes_old_traces_with_their_spans_scores_and_rollups(runtime: Runtime):
+    from pilothouse.jobs import JobContext
+    from pilothouse.store import identity
+    from pilothouse.tracing.plugin import enforce_retention
+
+    now_ns = time.time_ns()
+    old = spans(3)
+    new = spans(2)
+    # ``spans()`` start at 1_700_000_000 s (November 2023): older than any retention here.
+    for s in new:
+        s.start_time_ns = now_ns - 1_000_000_000
+        s.end_time_ns = now_ns
+    runtime.traces.write_sync(old + new)
+    with runtime.db.write() as conn:
+        store.insert_score(
+            conn,
+            project_id=1,
+            trace_id=old[0].trace_id,
+            name="accuracy",
+            data_type="numeric",
+            value=1.0,
+            source="api",
+            metadata={},
+            created_at=utcnow(),
+        )
+    context = JobContext(settings=runtime.settings, db=runtime.db)
+    assert enforce_retention(context) == {}  # no retention configured: nothing deleted
+    with runtime.db.write() as conn:
+        identity.update_project(conn, 1, retention_days=30)
+    assert enforce_retention(context) == {"1": 1}
+    with runtime.db.read() as conn:
+        assert store.get_trace(conn, 1, old[0].trace_id) is None
+        assert store.get_trace(conn, 1, new[0].trace_id) is not None
+        assert store.count_spans(conn) == 2
+        assert store.scores_of(conn, 1, [old[0].trace_id]) == []
+        buckets = conn.execute(sa.select(store.trace_rollups.c.bucket_s)).scalars().all()
+    assert buckets and min(buckets) >= (now_ns // 1_000_000_000) - 31 * 86400
+    assert runtime.jobs.specs["tracing.retention"].schedule == "17 * * * *"
