@@ -14,6 +14,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from pilothouse.evals.evaluators import Evaluator
     from pilothouse.gateway.call import Call
     from pilothouse.gateway.providers import Provider
     from pilothouse.guardrails.model import Check as GuardrailCheck
@@ -105,4 +106,20 @@ def register_guardrails(register: Callable[[GuardrailCheck], None]) -> None:
     :class:`pilothouse.guardrails.Finding` (type, start, end, score, signals). It must be fast
     and must not raise. Policies name checks by ``Check.name``. Plugins registered later are
     called first and the first registration of a name wins, so a plugin can replace a built-in.
+    """
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+
+@hookspec
+def register_evaluators(register: Callable[[Evaluator], None]) -> None:
+    """Register evaluators: call ``register(Evaluator(name=..., score=..., description=...))``.
+
+    ``score(sample, options)`` gets a :class:`pilothouse.evals.Sample` (input, output,
+    expected, context, metadata, latency, cost and a gateway client for model calls) and the
+    evaluator's config options, and returns a :class:`pilothouse.evals.Score` (value, passed,
+    reason); it may be a coroutine function. An exception becomes a per-item error score.
+    Experiments and ``eval.yaml`` name evaluators by ``Evaluator.name``; plugins registered
+    later are called first and the first registration of a name wins.
     """

@@ -17,6 +17,8 @@ DEFAULT_PLUGINS = (
     "pilothouse.tracing.plugin",
     "pilothouse.prompts.plugin",
     "pilothouse.guardrails.plugin",
+    "pilothouse.evals.builtin",
+    "pilothouse.evals.plugin",
 )
 
 

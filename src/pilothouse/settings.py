@@ -165,6 +165,21 @@ class Settings:
         "Guardrail policy applied to gateway calls that no API key limit (`guardrail_policy`) "
         "or policy `attach` rule selects. Empty: no guardrails unless selected.",
     )
+    evals_concurrency: int = setting(
+        8, "Items an experiment works on at once (per run; an experiment's config may override)."
+    )
+    evals_retries: int = setting(
+        2, "Retries of a target call that failed with a retryable error (429, 5xx, timeouts)."
+    )
+    evals_embedding_model: str = setting(
+        "mock/embed",
+        "Gateway model (a `/v1/embeddings` alias) of the embedding-similarity evaluator.",
+    )
+    evals_judge_model: str = setting(
+        "",
+        "Gateway model of the llm-judge evaluator when its config names none. Empty: required "
+        "in each judge's config.",
+    )
     log_format: str = setting("text", "Log format.", choices=("text", "json"))
     log_level: str = setting("info", "Log level.", choices=("debug", "info", "warning", "error"))
 

@@ -1,0 +1,68 @@
+"""Evaluation as a built-in plugin: API routes, CLI groups, the experiment job, and the gateway
+hook that hands evaluation calls back to their caller."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pilothouse.evals.models import CALL_HEADER, CALLS
+from pilothouse.hookspecs import hookimpl
+from pilothouse.jobs import JobContext, JobSpec
+
+if TYPE_CHECKING:
+    import click
+
+    from pilothouse.gateway.call import Call
+    from pilothouse.runtime import Runtime
+
+
+@hookimpl
+def asgi_routes(runtime: Runtime) -> list[Any]:
+    from pilothouse.evals.api import router
+
+    return list(router.routes)
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    from pilothouse.evals.cli import datasets, eval_group
+
+    cli.add_command(datasets)
+    cli.add_command(eval_group)
+
+
+def run_experiment(context: JobContext, experiment_id: int) -> dict[str, Any]:
+    """The ``evals.run_experiment`` job: run or resume one experiment in a runtime of its own
+    (its gateway's connections belong to the job's event loop)."""
+    from pilothouse.evals.experiments import run_sync
+    from pilothouse.runtime import Runtime
+
+    runtime = Runtime(context.settings)
+    try:
+        summary = run_sync(runtime, experiment_id)
+    finally:
+        runtime.traces.close()
+        runtime.db.close()
+    return {"experiment_id": experiment_id, "results": summary.get("results")}
+
+
+@hookimpl
+def register_jobs(register: Callable[[JobSpec], None]) -> None:
+    register(
+        JobSpec(
+            name="evals.run_experiment",
+            func=run_experiment,
+            retries=2,
+            retry_delay=2.0,
+            description="Runs (or resumes) an experiment; results already stored are kept.",
+        )
+    )
+
+
+@hookimpl
+def gateway_request(call: Call) -> None:
+    """Remember evaluation calls, so the experiment reads their cost once they settle."""
+    token = call.headers.get(CALL_HEADER)
+    if token and call.api_key.name == "evals":
+        CALLS[token] = call
