@@ -253,6 +253,80 @@ HEURISTICS: tuple[tuple[str, float, re.Pattern[str]], ...] = (
         ),
     ),
 )
+_VERB = _any(
+    "add",
+    "include",
+    "insert",
+    "append",
+    "encode",
+    "translate",
+    "reverse",
+    "replace",
+    "modify",
+    "mention",
+    "incorporate",
+    "express",
+    "provide",
+    "apply",
+    "shift",
+    "merge",
+    "leverage",
+    "utilize",
+    "use",
+    "upgrade",
+    "enhance",
+    "augment",
+    "elevate",
+    "ensure",
+    "introduce",
+    "supplement(?:ing)?",
+    "make",
+    "let",
+    "weave",
+    "woven",
+    "invert",
+    "keep in mind to include",
+)
+_REPLY = _any(
+    "response",
+    "reply",
+    "answer",
+    "message",
+    "solution",
+    "code(?:base)?",
+    "algorithm",
+    "implementation",
+    "program(?: logic)?",
+    "output",
+    "elucidation",
+)
+#: Text in a retrieved document that talks to the model about its own answer is out of place.
+CONTEXT_HEURISTICS: tuple[tuple[str, float, re.Pattern[str]], ...] = (
+    (
+        "addressed_to_assistant",
+        0.75,
+        re.compile(rf"\b{_VERB}\b[^.\n]{{0,80}}\b(?:your|the)\s+(?:\w+\s+)?{_REPLY}\b"),
+    ),
+    (
+        "addressed_to_assistant",
+        0.75,
+        re.compile(rf"\b(?:in|to|into|within|throughout)\s+your\s+{_REPLY}\b"),
+    ),
+    (
+        "addressed_to_assistant",
+        0.7,
+        re.compile(
+            r"\b(?:reply|respond|answer|write back)\s+(?:in|using|with|only in)\s+"
+            r"(?:german|french|spanish|italian|chinese|japanese|base\s?\d+|emojis?|reverse)"
+        ),
+    ),
+    (
+        "addressed_to_assistant",
+        0.7,
+        re.compile(rf"\b(?:your|the)\s+{_REPLY}\s+(?:must|should)\s+(?:include|contain|mention)"),
+    ),
+)
+
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{24,}={0,2}(?![A-Za-z0-9+/=])")
 
 
@@ -283,6 +357,11 @@ def scan(text: str, where: Where, options: Mapping[str, Any]) -> list[Finding]:
     signals: dict[str, float] = {}
     for name, weight in heuristics(normalized):
         signals[f"heuristic:{name}"] = max(weight, signals.get(f"heuristic:{name}", 0.0))
+    if where == "context":
+        for name, weight, rx in CONTEXT_HEURISTICS:
+            if rx.search(normalized):
+                key = f"heuristic:{name}"
+                signals[key] = max(weight, signals.get(key, 0.0))
     for plain in _decoded_payloads(text):
         inner, _ = normalize(plain)
         hits = heuristics(inner)
@@ -302,6 +381,10 @@ def scan(text: str, where: Where, options: Mapping[str, Any]) -> list[Finding]:
         model = shipped("injection")
         if model is not None:
             p = model.probability(normalized, text)
+            # The model learned from prompts; documents (code answers, emails) sit outside what
+            # it saw, so on retrieved context only its confident calls count.
+            if where == "context" and p < float(options.get("context_classifier_min", 0.9)):
+                p = min(p, 0.3)
             if p >= 0.2:
                 signals["classifier:injection"] = round(p, 4)
     if not signals:
