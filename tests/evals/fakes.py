@@ -114,6 +114,7 @@ models:
         model: fake-judge
         base_url: {url}/v1
         api_key: sk-fake
+        price: {{input_per_mtok: 3.0, output_per_mtok: 15.0}}
   mock/echo:
     deployments:
       - provider: mock

@@ -170,6 +170,10 @@ def _prepare(runtime: Runtime, project_id: int, doc: dict[str, Any]) -> None:
         except OSError as exc:
             raise GateError(f"dataset file: {exc}") from None
     author, message = "pilothouse eval run", "from eval config"
+    if not exists and not dataset.get("file"):
+        raise GateError(f"dataset {dataset['name']!r} does not exist: give its 'file'")
+    if dataset.get("file") and not items:
+        raise GateError(f"dataset file {dataset['file']} holds no items")
     if not exists:
         datasets.create(project_id, dataset["name"], items=items, author=author, message=message)
     elif dataset.get("file"):
