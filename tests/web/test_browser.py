@@ -281,3 +281,26 @@ def test_try_a_guardrail_policy(tab: Page) -> None:
     tab.get_by_role("button", name="Check").click()
     expect(tab.get_by_text("Verdict:")).to_be_visible()
     screenshot(tab, "guardrails")
+
+
+def test_compare_two_experiments(tab: Page, runtime: Runtime) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.web.test_pages_evals import seed_experiments
+
+    # Experiments run on an event loop of their own; Playwright's sync API holds this thread's.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(seed_experiments, runtime).result()
+    sign_in(tab, ADMIN_EMAIL, ADMIN_PASSWORD)
+    tab.get_by_role("navigation", name="Project").get_by_role("link", name="Evaluations").click()
+    expect(tab.get_by_role("link", name="capitals")).to_be_visible()
+    screenshot(tab, "datasets")
+    tab.get_by_role("link", name="candidate").click()
+    expect(tab.get_by_role("cell", name="Kyoto")).to_be_visible()
+    screenshot(tab, "experiment")
+    tab.get_by_role("button", name="Compare").click()
+    expect(tab.get_by_role("heading", name="Compare experiments")).to_be_visible()
+    changed = tab.locator("table").nth(1).locator("tbody tr")
+    expect(changed).to_have_count(2)
+    expect(changed.first).to_contain_text("+1.000")  # "baseline" is right where "candidate" is not
+    screenshot(tab, "experiments-compare")

@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from pilothouse.hookspecs import hookimpl
-from pilothouse.web.pages import auth, guardrails, home, prompts, settings, traces
+from pilothouse.web.pages import auth, evals, guardrails, home, prompts, settings, traces
 from pilothouse.web.ui import HERE, Handler, WebUI
 
 if TYPE_CHECKING:
@@ -39,6 +39,10 @@ PAGES: list[tuple[str, Handler, list[str], bool]] = [
     (P + "/prompts/{name:path}/labels/move", prompts.move_label, BOTH, True),
     (P + "/prompts/{name:path}/labels/rollback", prompts.rollback_label, BOTH, True),
     (P + "/prompts/{name:path}", prompts.prompt_detail, GET, True),
+    (P + "/datasets", evals.datasets, GET, True),
+    (P + "/datasets/{name}", evals.dataset, GET, True),
+    (P + "/experiments/compare", evals.compare, GET, True),
+    (P + "/experiments/{experiment_id:int}", evals.experiment, GET, True),
     (P + "/guardrails", guardrails.guardrails, BOTH, True),
     (P + "/settings", settings.keys, GET, True),
     (P + "/settings/keys", settings.keys, GET, True),
@@ -55,6 +59,7 @@ NAV: list[tuple[str, str]] = [
     ("Home", ""),
     ("Traces", "/traces"),
     ("Prompts", "/prompts"),
+    ("Evaluations", "/datasets"),
     ("Guardrails", "/guardrails"),
     ("Settings", "/settings"),
 ]
