@@ -28,8 +28,9 @@ from sqlalchemy.engine import Connection, RowMapping
 from pilothouse.store.metadata import metadata
 from pilothouse.store.types import BigID, JSONDoc, UTCDateTime
 
-#: Width of one rollup bucket, in seconds.
+#: Width of the fine rollup buckets, in seconds; every minute is also summed per hour.
 ROLLUP_SECONDS = 60
+ROLLUP_WIDTHS = (60, 3600)
 #: Latency histogram: bucket 0 holds < 1 ms, bucket i holds [r**(i-1), r**i) ms, the last is open.
 LATENCY_RATIO = math.sqrt(2)
 LATENCY_BUCKETS = 40
@@ -116,6 +117,7 @@ trace_rollups = sa.Table(
     metadata,
     sa.Column("project_id", BigID, nullable=False),
     sa.Column("dimension", sa.String(16), nullable=False),
+    sa.Column("width_s", sa.Integer, nullable=False),
     sa.Column("bucket_s", sa.BigInteger, nullable=False),
     sa.Column("value", sa.String(500), nullable=False),
     sa.Column("count", sa.BigInteger, nullable=False),
@@ -125,7 +127,7 @@ trace_rollups = sa.Table(
     sa.Column("cost_usd", sa.Float, nullable=False),
     sa.Column("duration_ms_sum", sa.Float, nullable=False),
     *[sa.Column(name, sa.BigInteger, nullable=False) for name in LATENCY_COLUMNS],
-    sa.PrimaryKeyConstraint("project_id", "dimension", "bucket_s", "value"),
+    sa.PrimaryKeyConstraint("project_id", "dimension", "width_s", "bucket_s", "value"),
 )
 
 scores = sa.Table(
@@ -282,7 +284,8 @@ def upsert_rollups(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     sql = (
         f"INSERT INTO trace_rollups ({', '.join(ROLLUP_COLUMNS)}) "
         f"VALUES ({_placeholders(conn, len(ROLLUP_COLUMNS))}) "
-        f"ON CONFLICT (project_id, dimension, bucket_s, value) DO UPDATE SET {', '.join(sets)}"
+        "ON CONFLICT (project_id, dimension, width_s, bucket_s, value) "
+        f"DO UPDATE SET {', '.join(sets)}"
     )
     conn.exec_driver_sql(sql, params)
 
@@ -488,8 +491,13 @@ def rollup_rows(
     interval_s: int,
     values: Sequence[str] = (),
 ) -> list[RowMapping]:
-    """Rollups summed per (interval start, value) for one dimension and period."""
+    """Rollups summed per (interval start, value) for one dimension and period.
+
+    Whole-hour intervals read the hourly rows (60 times fewer); ``bucket_from`` should then be
+    hour-aligned, or the first hour counts from its start.
+    """
     r = trace_rollups.c
+    width = 3600 if interval_s % 3600 == 0 else ROLLUP_SECONDS
     bucket = (r.bucket_s // interval_s * interval_s).label("bucket")
     summed = ["count", "errors", "input_tokens", "output_tokens", "cost_usd", "duration_ms_sum"]
     query = (
@@ -501,7 +509,8 @@ def rollup_rows(
         .where(
             r.project_id == project_id,
             r.dimension == dimension,
-            r.bucket_s >= bucket_from,
+            r.width_s == width,
+            r.bucket_s >= bucket_from // width * width,
             r.bucket_s < bucket_to,
         )
         .group_by(bucket, r.value)
@@ -530,7 +539,7 @@ def delete_traces_before(conn: Connection, project_id: int, before_ns: int) -> i
     conn.execute(
         trace_rollups.delete().where(
             trace_rollups.c.project_id == project_id,
-            trace_rollups.c.bucket_s < before_ns // 1_000_000_000 - ROLLUP_SECONDS,
+            trace_rollups.c.bucket_s + trace_rollups.c.width_s <= before_ns // 1_000_000_000,
         )
     )
     return int(deleted or 0)

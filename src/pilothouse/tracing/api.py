@@ -364,6 +364,8 @@ def aggregates(
     if start_s >= end_s:
         raise BadRequest("start must be before end", param="query.start")
     interval_s = INTERVALS[interval]
+    if interval_s >= 3600:
+        start_s = start_s // 3600 * 3600  # hourly rollups: the period starts on the hour
     if (end_s - start_s) // interval_s > 10_000:
         raise BadRequest("too many buckets: widen the interval", param="query.interval")
     dimension = "all" if group_by == "none" else group_by

@@ -26,6 +26,15 @@ from pilothouse.tracing.model import Span
 #: Longest input/output text kept on the trace row (the spans keep everything).
 SUMMARY_TEXT_CHARS = 20_000
 _LOG_RATIO = math.log(LATENCY_RATIO)
+_SUMMED = (
+    "count",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "duration_ms_sum",
+    *LATENCY_COLUMNS,
+)
 
 
 def as_text(value: Any) -> str | None:
@@ -135,6 +144,7 @@ class Rollups:
             row = {
                 "project_id": project_id,
                 "dimension": dimension,
+                "width_s": ROLLUP_SECONDS,
                 "bucket_s": bucket_s,
                 "value": value[:500],
                 "count": 0,
@@ -191,7 +201,19 @@ class Rollups:
 
 
 def rollup_rows(groups: dict[tuple[int, str], list[Span]]) -> list[dict[str, Any]]:
+    """Minute rows for these spans, plus the hour rows they add up to."""
     rollups = Rollups()
     for (project_id, _trace_id), spans in groups.items():
         rollups.add_trace(project_id, spans)
-    return list(rollups.rows.values())
+    minutes = list(rollups.rows.values())
+    hours: dict[tuple[int, str, int, str], dict[str, Any]] = {}
+    for row in minutes:
+        hour = row["bucket_s"] // 3600 * 3600
+        key = (row["project_id"], row["dimension"], hour, row["value"])
+        total = hours.get(key)
+        if total is None:
+            hours[key] = {**row, "width_s": 3600, "bucket_s": hour}
+        else:
+            for column in _SUMMED:
+                total[column] += row[column]
+    return minutes + list(hours.values())

@@ -110,6 +110,7 @@ def upgrade() -> None:
         "trace_rollups",
         sa.Column("project_id", _id(), nullable=False),
         sa.Column("dimension", sa.String(length=16), nullable=False),
+        sa.Column("width_s", sa.Integer(), nullable=False),
         sa.Column("bucket_s", sa.BigInteger(), nullable=False),
         sa.Column("value", sa.String(length=500), nullable=False),
         sa.Column("count", sa.BigInteger(), nullable=False),
@@ -121,7 +122,12 @@ def upgrade() -> None:
         # Latency histogram: lat_00 (< 1 ms) .. lat_39, bounds growing by sqrt(2).
         *[sa.Column(f"lat_{i:02d}", sa.BigInteger(), nullable=False) for i in range(40)],
         sa.PrimaryKeyConstraint(
-            "project_id", "dimension", "bucket_s", "value", name=op.f("pk_trace_rollups")
+            "project_id",
+            "dimension",
+            "width_s",
+            "bucket_s",
+            "value",
+            name=op.f("pk_trace_rollups"),
         ),
     )
     op.create_table(
