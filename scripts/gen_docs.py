@@ -202,12 +202,30 @@ def api_block() -> str:
 
 # --- files -----------------------------------------------------------------------------------
 
+
+def evaluators_block() -> str:
+    """The evaluator reference: every evaluator the plugins register (docs/evaluation.md)."""
+    from pilothouse.evals import Evaluators
+    from pilothouse.plugins import make_plugin_manager
+
+    rows = ["| Evaluator | Kind | Passes at | What it measures | Options |"]
+    rows.append("|---|---|---|---|---|")
+    for e in Evaluators.from_plugins(make_plugin_manager(load_entry_points=False)).reference():
+        options = "<br>".join(f"`{k}`: {_cell(v)}" for k, v in e["options"].items()) or "-"
+        rows.append(
+            f"| `{e['name']}` | {e['kind']} | {e['threshold']:g} | {_cell(e['description'])} "
+            f"| {options} |"
+        )
+    return "\n".join(rows)
+
+
 #: page -> generated blocks in it
 BLOCKS: dict[str, dict[str, Callable[[], str]]] = {
     "settings.md": {"settings": settings_block},
     "cli.md": {"cli": cli_block},
     "plugins.md": {"hooks": hooks_block},
     "api.md": {"routes": api_block},
+    "evaluation.md": {"evaluators": evaluators_block},
 }
 
 

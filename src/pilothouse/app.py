@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import pilothouse
 from pilothouse.api import create_api
@@ -31,4 +31,20 @@ def create_app(runtime: Runtime) -> ASGIApp:
     app.state.runtime = runtime
     for routes in runtime.plugins.hook.asgi_routes(runtime=runtime):
         app.router.routes.extend(routes)
-    return BodyLimit(app, runtime.settings.max_body_bytes)
+    hot: dict[str, ASGIApp] = {}
+    for paths in runtime.plugins.hook.asgi_hot_paths(runtime=runtime):
+        hot.update(paths)
+    return BodyLimit(HotPaths(app, hot) if hot else app, runtime.settings.max_body_bytes)
+
+
+class HotPaths:
+    """Sends requests for a few exact paths (the gateway's) straight to their app, skipping
+    the API's middleware and route matching; everything else goes to ``app``."""
+
+    def __init__(self, app: ASGIApp, paths: dict[str, ASGIApp]) -> None:
+        self.app = app
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        target = self.paths.get(scope["path"], self.app) if scope["type"] == "http" else self.app
+        await target(scope, receive, send)

@@ -50,6 +50,13 @@ def asgi_routes(runtime: Runtime) -> list[Any]:  # type: ignore[empty-body]
     """Return Starlette routes or mounts to add to the server (e.g. ``Mount('/v1', app)``)."""
 
 
+@hookspec
+def asgi_hot_paths(runtime: Runtime) -> dict[str, Any]:  # type: ignore[empty-body]
+    """Return ``{exact_path: asgi_app}`` for request paths that must be fast (the gateway's
+    ``/v1/chat/completions``...): they skip the API's middleware and route matching, so the
+    app answers every error itself. Other paths still reach ``asgi_routes``."""
+
+
 # --- gateway ----------------------------------------------------------------------------------
 
 

@@ -332,7 +332,7 @@ def test_calls_are_written_as_traces(make_gateway: GatewayFactory, upstream: Ups
     ).chat.completions.with_raw_response.create(model="gpt", messages=MESSAGES, user="u-9")
     request_id = raw.headers["x-request-id"]
     list(gw.client().chat.completions.create(model="gpt", messages=MESSAGES, stream=True))
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while True:
         gw.runtime.traces.flush(timeout=5)
         with gw.runtime.db.read() as conn:

@@ -271,7 +271,7 @@ EVALUATORS = [
         "regex", regex, "Output matches a regular expression.", {"pattern": "regex", "flags": "ims"}
     ),
     _e("starts-with", starts_with, "Output starts with the value.", {"value": REFERENCE}),
-    _e("is-json", is_json, "Output is valid JSON (a ```json fence is accepted)."),
+    _e("is-json", is_json, "Output is valid JSON (a json code fence is accepted)."),
     _e(
         "json-schema",
         json_schema,

@@ -201,7 +201,7 @@ JUDGE = Evaluator(
     "scaled to 0..1.",
     {
         "rubric": "faithfulness, relevance, correctness (default), toxicity, bias, custom, or "
-        "the name of your own rubric prompt (eval-rubric-<name>)",
+        "the name of your own rubric prompt (eval-rubric-NAME)",
         "criteria": "the criteria of a custom rubric",
         "scale": "[min, max] (default [1, 5])",
         "model": "judge model (default PILOTHOUSE_EVALS_JUDGE_MODEL)",

@@ -12,9 +12,9 @@ import contextlib
 import fnmatch
 import inspect
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from random import getrandbits
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -110,7 +110,7 @@ class GatewayApp:
         if scope["type"] != "http":
             return
         path: str = scope["path"]
-        request_id = "req_" + secrets.token_hex(12)
+        request_id = f"req_{getrandbits(96):024x}"
         try:
             found = self.routes.get(path)
             if found is None and path.startswith("/v1/models/"):

@@ -98,6 +98,12 @@ def asgi_routes(runtime: Runtime) -> list[Any]:
 
 
 @hookimpl
+def asgi_hot_paths(runtime: Runtime) -> dict[str, Any]:
+    app = gateway_of(runtime).app
+    return {path: app for path in app.routes}
+
+
+@hookimpl
 def startup(runtime: Runtime) -> None:
     _in_loop(gateway_of(runtime).start)
 

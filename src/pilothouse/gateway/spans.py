@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import secrets
 import time
+from random import getrandbits
 from typing import Any
 
 from pilothouse.gateway.call import Call
@@ -17,14 +17,17 @@ NAMES = {"chat": "chat", "embeddings": "embeddings", "completions": "text_comple
 
 
 def _parent(headers: dict[str, str]) -> tuple[str, str | None]:
-    """Trace id and parent span id from a W3C ``traceparent`` header, else a new trace."""
+    """Trace id and parent span id from a W3C ``traceparent`` header, else a new trace.
+
+    Ids come from the non-cryptographic generator: they must be unique, not secret, and
+    ``secrets`` costs a system call per id on the hot path."""
     value = headers.get("traceparent", "")
     parts = value.split("-")
     if len(parts) == 4 and len(parts[1]) == 32 and len(parts[2]) == 16:
         trace_id, parent = parts[1].lower(), parts[2].lower()
         if trace_id.strip("0") and parent.strip("0"):
             return trace_id, parent
-    return secrets.token_hex(16), None
+    return f"{getrandbits(128):032x}", None
 
 
 def truncate(value: Any, limit: int) -> Any:
@@ -103,7 +106,7 @@ def build_span(call: Call, *, capture: bool = True, max_chars: int = 0) -> Span:
     return Span(
         project_id=call.api_key.project_id,
         trace_id=trace_id,
-        span_id=secrets.token_hex(8),
+        span_id=f"{getrandbits(64):016x}",
         parent_span_id=parent,
         name=f"{NAMES.get(call.operation, call.operation)} {call.model}",
         start_time_ns=call.started_ns,

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Gateway benchmark, in one run: wrk + ../shared/bench/chat.lua against the fake upstream
+# directly, then through the gateway in front of it (uvicorn, 1 worker, uvloop + httptools,
+# tracing and limits on), then a long run for peak RSS after RSS_REQUESTS requests.
+#
+# Usage: bench/gateway.sh            (env: CONNS=8 DURATION=15s RSS_REQUESTS=100000 SHARED=...)
+# Prints a markdown summary; paste real figures into docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${SHARED:-$(cd .. && pwd)/shared/bench}
+CONNS=${CONNS:-8}
+DURATION=${DURATION:-15s}
+RSS_REQUESTS=${RSS_REQUESTS:-100000}
+PY=${PYTHON:-python}
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+UP_PORT=$(free_port)
+GW_PORT=$(free_port)
+WORK=$(mktemp -d)
+UP_PID=""
+GW_PID=""
+cleanup() {
+    [ -n "$GW_PID" ] && kill "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null
+    [ -n "$UP_PID" ] && kill "$UP_PID" 2>/dev/null && wait "$UP_PID" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+(cd "$SHARED" && exec "$PY" -m uvicorn fake_upstream:app --port "$UP_PORT" --loop uvloop \
+    --http httptools --no-access-log --log-level warning) &
+UP_PID=$!
+"$PY" bench/gateway_server.py --port "$GW_PORT" --upstream "http://127.0.0.1:$UP_PORT" \
+    --data-dir "$WORK/gw" &
+GW_PID=$!
+for _ in $(seq 100); do
+    if [ -f "$WORK/gw/bench.key" ] && curl -s -m 2 -o /dev/null "http://127.0.0.1:$GW_PORT/healthz" \
+        && curl -s -m 2 -o /dev/null "http://127.0.0.1:$UP_PORT/v1/models"; then break; fi
+    sleep 0.2
+done
+export BENCH_KEY
+BENCH_KEY=$(cat "$WORK/gw/bench.key")
+export BENCH_MODEL=fake-model
+LUA="$SHARED/chat.lua"
+DIRECT="http://127.0.0.1:$UP_PORT/v1/chat/completions"
+GATEWAY="http://127.0.0.1:$GW_PORT/v1/chat/completions"
+
+check=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $BENCH_KEY" \
+    -H 'content-type: application/json' -d '{"model":"fake-model","messages":[{"role":"user","content":"hi"}]}' "$GATEWAY")
+[ "$check" = 200 ] || { echo "gateway answered $check" >&2; exit 1; }
+
+rss() { awk -v f="$1" '$1 == f":" {print $2}' "/proc/$GW_PID/status"; }
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+wrk -t2 -c"$CONNS" -d3s -s "$LUA" "$DIRECT" >/dev/null
+wrk -t2 -c"$CONNS" -d3s -s "$LUA" "$GATEWAY" >/dev/null
+wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$LUA" "$DIRECT" >"$WORK/direct.txt"
+wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$LUA" "$GATEWAY" >"$WORK/gateway.txt"
+RSS_WARM=$(rss VmRSS)
+GW_RPS=$(awk '/Requests\/sec/ {print int($2)}' "$WORK/gateway.txt")
+SECONDS_FOR_RSS=$(( RSS_REQUESTS / (GW_RPS > 0 ? GW_RPS : 1) + 2 ))
+wrk -t2 -c"$CONNS" -d"${SECONDS_FOR_RSS}s" --latency -s "$LUA" "$GATEWAY" >"$WORK/rss.txt"
+RSS_AFTER=$(rss VmRSS)
+RSS_PEAK=$(rss VmHWM)
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+sleep 3  # let the trace writer drain before counting persisted spans
+
+"$PY" - "$WORK" "$CONNS" "$RSS_WARM" "$RSS_AFTER" "$RSS_PEAK" <<'PYEOF'
+import re, sqlite3, sys
+from pathlib import Path
+
+work, conns, warm, after, peak = Path(sys.argv[1]), sys.argv[2], *map(int, sys.argv[3:6])
+
+def ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+def parse(name: str) -> dict[str, float]:
+    text = (work / name).read_text()
+    out = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))}
+    for pct in ("50", "99"):
+        out[pct] = ms(re.search(rf"\s{pct}%\s+(\S+)", text).group(1))
+    total = re.search(r"(\d+) requests in", text)
+    out["requests"] = int(total.group(1)) if total else 0
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    out["errors"] = int(bad.group(1)) if bad else 0
+    return out
+
+direct, gateway, long = parse("direct.txt"), parse("gateway.txt"), parse("rss.txt")
+db = sqlite3.connect(work / "gw" / "pilothouse.db")
+spans = db.execute("select count(*) from spans").fetchone()[0]
+print(f"| target | RPS | p50 ms | p99 ms | non-2xx |")
+print(f"|---|---|---|---|---|")
+print(f"| fake upstream direct (c={conns}) | {direct['rps']:.0f} | {direct['50']:.2f} | {direct['99']:.2f} | {direct['errors']} |")
+print(f"| gateway in front (c={conns}) | {gateway['rps']:.0f} | {gateway['50']:.2f} | {gateway['99']:.2f} | {gateway['errors']} |")
+print()
+print(f"- gateway/direct RPS ratio: {gateway['rps'] / direct['rps']:.2f}; added p50: {gateway['50'] - direct['50']:.2f} ms")
+print(f"- RSS: {warm / 1024:.0f} MiB after warm-up, {after / 1024:.0f} MiB after {long['requests']} more requests (peak {peak / 1024:.0f} MiB)")
+print(f"- spans persisted by the trace writer: {spans}")
+PYEOF
