@@ -383,3 +383,19 @@ def test_users_name_the_project(client: TestClient):
     assert created.status_code == 201, created.text
     assert created.json()["version"]["author"] == "admin@localhost"
     assert client.get("/api/prompts/by-user").json()["project_id"] == 1
+
+
+def test_nul_characters_are_400s_on_both_backends(client: TestClient):
+    create(client, "m")
+    requests = [
+        client.get("/api/prompts", params={"q": "a\x00"}),
+        client.get("/api/prompts", params={"tag": "a\x00"}),
+        client.get("/api/prompts/m", params={"label": "a\x00"}),
+        client.get("/api/prompts/a%00b"),
+        client.post("/api/prompts/m/labels/a%00/rollback"),
+        client.post("/api/prompts/m/render", json={"label": "a\x00"}),
+        client.patch("/api/prompts/m", json={"tags": ["a\x00"]}),
+        client.post("/api/prompts/m/versions", json={"template": "x\x00"}),
+        client.post("/api/prompts/m/versions", json={"template": "x", "config": {"k\x00": 1}}),
+    ]
+    assert [r.status_code for r in requests] == [422, 422, 422, 400, 400, 422, 400, 400, 400]

@@ -61,6 +61,7 @@ ProjectQ = Annotated[
     int | None,
     Query(ge=1, le=2**62, description="Project; defaults to the API key's own project"),
 ]
+NO_NUL = r"^[^\x00]*$"
 LabelName = Annotated[str, Field(pattern=model.LABEL_PATTERN)]
 PromptName = Annotated[str, Field(min_length=1, max_length=model.NAME_MAX)]
 Tags = Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=50)]
@@ -146,11 +147,11 @@ class PromptDetail(Prompt):
 
 class LabelMove(Strict):
     version: int = Field(ge=1, le=2**31 - 1)
-    reason: str = Field("", max_length=2000)
+    reason: str = Field("", max_length=2000, pattern=NO_NUL)
 
 
 class Rollback(Strict):
-    reason: str = Field("", max_length=2000)
+    reason: str = Field("", max_length=2000, pattern=NO_NUL)
 
 
 class LabelOut(BaseModel):
@@ -390,7 +391,7 @@ def label_history(
     name: NameP,
     runtime: RuntimeDep,
     caller: Caller,
-    label: Annotated[str | None, Query(max_length=64)] = None,
+    label: Annotated[str | None, Query(pattern=model.LABEL_PATTERN)] = None,
     project_id: ProjectQ = None,
     limit: LimitQ = 50,
     cursor: CursorQ = None,
@@ -452,9 +453,10 @@ def list_prompts(
     caller: Caller,
     project_id: ProjectQ = None,
     q: Annotated[
-        str | None, Query(max_length=200, description="Text in name or description")
+        str | None,
+        Query(max_length=200, pattern=NO_NUL, description="Text in name or description"),
     ] = None,
-    tag: Annotated[str | None, Query(max_length=100)] = None,
+    tag: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     limit: LimitQ = 50,
     cursor: CursorQ = None,
 ) -> Any:
@@ -497,7 +499,9 @@ def get_prompt(
     name: NameP,
     runtime: RuntimeDep,
     caller: Caller,
-    label: Annotated[str | None, Query(max_length=64, description="Default: `latest`")] = None,
+    label: Annotated[
+        str | None, Query(pattern=model.LABEL_PATTERN, description="Default: `latest`")
+    ] = None,
     version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     resolve: Annotated[bool, Query(description="Include the prompts it includes")] = False,
     project_id: ProjectQ = None,

@@ -57,6 +57,21 @@ def check_label(label: str, param: str = "label") -> str:
     return label
 
 
+def check_text(value: Any, param: str) -> None:
+    """BadRequest if any string in ``value`` (nested) holds a NUL character (PostgreSQL cannot
+    store one)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise BadRequest("text may not contain NUL characters", param=param)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key, param)
+            check_text(item, f"{param}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            check_text(item, f"{param}[{i}]")
+
+
 def content_hash(
     prompt_type: str, template_format: str, template: Any, config: dict[str, Any]
 ) -> str:
@@ -151,6 +166,7 @@ __all__ = [
     "TYPES",
     "check_label",
     "check_name",
+    "check_text",
     "config_changes",
     "content_hash",
     "diff_versions",

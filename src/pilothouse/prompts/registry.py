@@ -144,6 +144,8 @@ class PromptRegistry:
             raise BadRequest("give a label or a version, not both", param="version")
         if label is None and version is None:
             label = model.LATEST
+        if label is not None:
+            model.check_label(label)
         key = (project_id, name, label, version)
         hit = self._cache.get(key)
         now = time.monotonic()
@@ -164,6 +166,7 @@ class PromptRegistry:
         version: int | None,
         chain: tuple[str, ...],
     ) -> Resolved:
+        model.check_name(name)
         with self.db.read() as conn:
             prompt = store.get_prompt(conn, project_id, name)
             number = version if version is not None else self._label_target(conn, prompt, label)
@@ -274,6 +277,14 @@ class PromptRegistry:
         if model.LATEST in labels:
             raise BadRequest("'latest' moves by itself; it cannot be set", param="labels")
         config = _check_config(config or {})
+        for param, value in (
+            ("template", template),
+            ("config", config),
+            ("message", message),
+            ("description", description),
+            ("tags", tags),
+        ):
+            model.check_text(value, param)
         with self.db.read() as conn:
             existing = store.find_prompt(conn, project_id, name)
         if existing is not None and must_create:
@@ -359,6 +370,7 @@ class PromptRegistry:
     ) -> tuple[int | None, int]:
         """Point ``label`` at ``version``; returns (from, to)."""
         model.check_label(label)
+        model.check_text(reason, "reason")
         if label == model.LATEST:
             raise BadRequest("'latest' moves by itself; it cannot be set", param="label")
         with self.db.write() as conn:
@@ -372,6 +384,7 @@ class PromptRegistry:
         self, project_id: int, name: str, label: str, *, actor: Actor, reason: str = ""
     ) -> tuple[int, int]:
         """Point ``label`` back where it was before its last move; returns (from, to)."""
+        model.check_label(label)
         with self.db.write() as conn:
             prompt = store.get_prompt(conn, project_id, name, lock=True)
             current = store.get_label(conn, prompt["id"], label)
@@ -394,6 +407,7 @@ class PromptRegistry:
         return int(current["version"]), target
 
     def remove_label(self, project_id: int, name: str, label: str, *, actor: Actor) -> int:
+        model.check_label(label)
         if label == model.LATEST:
             raise BadRequest("'latest' moves by itself; it cannot be removed", param="label")
         with self.db.write() as conn:
@@ -414,6 +428,8 @@ class PromptRegistry:
         tags: list[str] | None = None,
     ) -> RowMapping:
         """Change a prompt's description or tags (never its versions)."""
+        model.check_text(description, "description")
+        model.check_text(tags, "tags")
         values: dict[str, Any] = {}
         if description is not None:
             values["description"] = description
