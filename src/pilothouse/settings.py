@@ -101,6 +101,10 @@ class Settings:
     otlp_max_decompressed_bytes: int = setting(
         64 * 1024 * 1024, "Largest OTLP request accepted after gzip decompression, in bytes."
     )
+    otlp_grpc_enabled: bool = setting(
+        False, "Also accept OTLP/gRPC trace exports (needs the grpc extra: pip install grpcio)."
+    )
+    otlp_grpc_port: int = setting(4317, "TCP port of the OTLP/gRPC receiver (on `host`).")
     gateway_limits_backend: str = setting(
         "auto",
         "Where gateway rate limits and budgets are counted: memory (one process), redis (shared "

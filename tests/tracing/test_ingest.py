@@ -431,3 +431,60 @@ def test_any_value_kinds_are_decoded(api: httpx.Client):
         "list": ["a", 1],
         "map": {"k": "v"},
     }
+
+
+def test_sdk_grpc_exporter_round_trip(tmp_path: Any, database_url: str):
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+        OTLPSpanExporter as GrpcSpanExporter,
+    )
+
+    from pilothouse.app import create_app
+    from tests.conftest import free_port, make_settings
+
+    grpc_port = free_port()
+    settings = make_settings(
+        tmp_path, database_url, otlp_grpc_enabled=True, otlp_grpc_port=grpc_port
+    )
+    rt = Runtime(settings)
+    rt.migrate()
+    rt.bootstrap()
+    try:
+        with (
+            LiveServer(create_app(rt)) as server,
+            httpx.Client(base_url=server.url, headers=AUTH) as client,
+        ):
+            exporter = GrpcSpanExporter(
+                endpoint=f"127.0.0.1:{grpc_port}",
+                insecure=True,
+                headers=(("authorization", f"Bearer {ADMIN_KEY}"),),
+            )
+            provider = TracerProvider(resource=RESOURCE)
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
+            trace_id, _ = emit_rag_trace(provider)
+            provider.shutdown()
+            check_rag_trace(client, trace_id)
+
+            import grpc
+            from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+
+            with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+                stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+                request = ExportTraceServiceRequest.FromString(request_of(raw_span()))
+                with pytest.raises(grpc.RpcError) as refused:
+                    stub.Export(request, metadata=(("authorization", "Bearer ph-wrong"),))
+                assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+                bad = ExportTraceServiceRequest.FromString(
+                    request_of(raw_span(trace_id=b"\x01" * 3))
+                )
+                with pytest.raises(grpc.RpcError) as invalid:
+                    stub.Export(bad, metadata=(("authorization", f"Bearer {ADMIN_KEY}"),))
+                assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+                partial = stub.Export(
+                    ExportTraceServiceRequest.FromString(
+                        request_of(raw_span(), raw_span(start_time_unix_nano=0))
+                    ),
+                    metadata=(("authorization", f"Bearer {ADMIN_KEY}"),),
+                )
+                assert partial.partial_success.rejected_spans == 1
+    finally:
+        rt.db.close()

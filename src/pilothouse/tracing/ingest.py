@@ -32,7 +32,11 @@ _GRPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 413: 8, 415: 3, 422: 3, 429: 8, 
 
 def api_key_of(request: Request, runtime: Runtime, scope: str = "ingest") -> ApiKey:
     """The API key of ``Authorization: Bearer <key>`` or HTTP Basic (the key as password)."""
-    header = request.headers.get("authorization", "")
+    return key_of_authorization(request.headers.get("authorization", ""), runtime, scope)
+
+
+def key_of_authorization(header: str, runtime: Runtime, scope: str = "ingest") -> ApiKey:
+    """The API key an ``Authorization`` header value carries (Bearer, or Basic's password)."""
     scheme, _, credentials = header.partition(" ")
     credentials = credentials.strip()
     key = ""
@@ -94,4 +98,4 @@ def routes() -> list[Route]:
     ]
 
 
-__all__ = ["PATHS", "api_key_of", "error_response", "export", "routes"]
+__all__ = ["PATHS", "api_key_of", "error_response", "export", "key_of_authorization", "routes"]

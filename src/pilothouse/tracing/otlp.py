@@ -201,6 +201,11 @@ def decode_protobuf(body: bytes, project_id: int) -> Decoded:
         raise BadRequest(
             f"body is not an OTLP ExportTraceServiceRequest: {exc}", code="malformed_body"
         ) from None
+    return decode_message(request, project_id)
+
+
+def decode_message(request: ExportTraceServiceRequest, project_id: int) -> Decoded:
+    """Spans of a parsed ``ExportTraceServiceRequest`` (from HTTP or gRPC)."""
     out = Decoded()
     for r, resource_spans in enumerate(request.resource_spans):
         resource = _attrs(resource_spans.resource.attributes)
@@ -450,6 +455,7 @@ __all__ = [
     "Decoded",
     "decode",
     "decode_json",
+    "decode_message",
     "decode_protobuf",
     "decompress",
     "encode_response",

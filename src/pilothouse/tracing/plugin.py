@@ -14,11 +14,12 @@ from pilothouse.jobs import JobContext, JobSpec
 from pilothouse.runtime import Runtime
 from pilothouse.store import identity
 from pilothouse.store import traces as store
-from pilothouse.tracing import api, ingest
+from pilothouse.tracing import api, ingest, otlp_grpc
 
 log = logging.getLogger(__name__)
 
 DAY_NS = 86_400 * 1_000_000_000
+GRPC_STATE = "tracing.otlp_grpc"
 
 
 @hookimpl(tryfirst=True)
@@ -31,6 +32,15 @@ def asgi_routes(runtime: Runtime) -> list[Any]:
 def startup(runtime: Runtime) -> None:
     # Starting the writer now replays spans spilled by an earlier run.
     runtime.traces.start()
+    if runtime.settings.otlp_grpc_enabled:
+        runtime.state[GRPC_STATE] = otlp_grpc.start(runtime)
+
+
+@hookimpl
+def shutdown(runtime: Runtime) -> None:
+    server = runtime.state.pop(GRPC_STATE, None)
+    if server is not None:
+        otlp_grpc.stop(server)
 
 
 def enforce_retention(context: JobContext) -> dict[str, int]:
