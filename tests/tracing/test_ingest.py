@@ -468,7 +468,7 @@ def test_sdk_grpc_exporter_round_trip(tmp_path: Any, database_url: str):
             from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
             with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
-                stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+                stub = trace_service_pb2_grpc.TraceServiceStub(channel)  # type: ignore[no-untyped-call]
                 request = ExportTraceServiceRequest.FromString(request_of(raw_span()))
                 with pytest.raises(grpc.RpcError) as refused:
                     stub.Export(request, metadata=(("authorization", "Bearer ph-wrong"),))
