@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import click
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -80,3 +81,10 @@ def build_routes(runtime: Runtime) -> list[BaseRoute]:
 @hookimpl(trylast=True)
 def asgi_routes(runtime: Runtime) -> list[Any]:
     return list(build_routes(runtime))
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    from pilothouse.web.demo import demo
+
+    cli.add_command(demo)
