@@ -162,3 +162,11 @@ def test_dashboard_reads_the_rollups(admin: TestClient) -> None:
     assert "gpt-4o-mini" in page.text  # top models chart
     assert page.text.count('<svg class="chart"') >= 6
     assert admin.get("/projects/1?range=nonsense").status_code == 200
+
+
+def test_column_headers_sort_the_list(admin: TestClient) -> None:
+    export(admin, *rag_trace("first"))
+    page = admin.get("/projects/1/traces?sort=latency&order=desc&q=first")
+    assert 'aria-sort="descending"' in page.text
+    assert "sort=latency&amp;order=asc" in page.text  # clicking again reverses
+    assert "q=first" in page.text  # other filters are kept
