@@ -16,7 +16,9 @@ REGISTRY = Evaluators.from_plugins(pm)
 
 async def score(config: Any, output: Any, expected: Any = None, **more: Any) -> Score:
     sample = Sample(input={"q": "?"}, output=output, expected=expected, **more)
-    return await REGISTRY.spec(config).run(sample)
+    result = await REGISTRY.spec(config).run(sample)
+    assert result is not None
+    return result
 
 
 @pytest.mark.parametrize(
@@ -96,7 +98,8 @@ async def test_a_plugin_evaluator_replaces_a_builtin_and_custom_functions_load()
     manager = make_plugin_manager(load_entry_points=False)
     manager.register(Plugin())
     registry = Evaluators.from_plugins(manager)
-    assert (await registry.spec("equals").run(Sample("q", "a", "a"))).value == 0.5
+    half = await registry.spec("equals").run(Sample("q", "a", "a"))
+    assert half is not None and half.value == 0.5
     custom = await score({"type": "python", "function": "tests.evals.targets:has_digit"}, "r2d2")
     assert custom.passed is True and custom.reason == "digit"
     broken = await score({"type": "python", "function": "tests.evals.targets:nothing"}, "x")

@@ -8,6 +8,7 @@ import json
 import secrets
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -19,7 +20,7 @@ from pilothouse.runtime import Runtime
 from pilothouse.store import traces as trace_store
 from pilothouse.tracing.model import Span
 
-ITEMS = [
+ITEMS: list[dict[str, Any]] = [
     {"input": {"country": "France"}, "expected": "Paris", "key": "fr"},
     {"input": {"country": "Japan"}, "expected": "Tokyo", "metadata": {"region": "asia"}},
     {"country": "Italy", "expected": "Rome", "context": ["Rome is the capital of Italy."]},
@@ -32,7 +33,7 @@ def test_every_change_makes_a_version_and_old_versions_stay(runtime: Runtime):
     assert (first.version, first.item_count, first.added) == (1, 3, 3)
     same = datasets.write(1, "capitals", ITEMS, replace=True)
     assert not same.created and same.version == 1
-    changed = [dict(ITEMS[0], expected="Paris, France"), ITEMS[1]]
+    changed = [{**ITEMS[0], "expected": "Paris, France"}, ITEMS[1]]
     second = datasets.write(1, "capitals", changed, replace=True, message="fix")
     assert (second.version, second.item_count) == (2, 2)
     _, _, v2 = datasets.items(1, "capitals", 1)

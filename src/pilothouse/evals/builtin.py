@@ -5,6 +5,7 @@ Options default to the dataset item's ``expected`` where a reference is needed.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -97,6 +98,31 @@ def is_json(sample: Sample, options: Mapping[str, Any]) -> Score:
         _json_of(sample)
     except orjson.JSONDecodeError as exc:
         return Score(0.0, reason=f"not JSON: {exc}")
+    return Score(1.0)
+
+
+def _embedded_json(text: str) -> Any:
+    """The first JSON object or array inside ``text``, or ValueError."""
+    decoder = json.JSONDecoder()
+    for i, char in enumerate(text):
+        if char in "{[":
+            try:
+                return decoder.raw_decode(text, i)[0]
+            except json.JSONDecodeError:
+                continue
+    raise ValueError("no JSON object or array in the output")
+
+
+def contains_json(sample: Sample, options: Mapping[str, Any]) -> Score:
+    try:
+        value = _embedded_json(sample.text)
+    except ValueError as exc:
+        return Score(0.0, reason=str(exc))
+    schema = options.get("schema")
+    if schema:
+        errors = list(jsonschema.Draft202012Validator(schema).iter_errors(value))
+        if errors:
+            return Score(0.0, reason=f"embedded JSON: {errors[0].message}")
     return Score(1.0)
 
 
@@ -277,6 +303,12 @@ EVALUATORS = [
         json_schema,
         "Output is JSON valid against a JSON Schema.",
         {"schema": "a JSON Schema"},
+    ),
+    _e(
+        "contains-json",
+        contains_json,
+        "Output contains a JSON object or array (valid against schema, if given).",
+        {"schema": "optional JSON Schema"},
     ),
     _e(
         "similarity",

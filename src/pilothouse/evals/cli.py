@@ -403,6 +403,41 @@ def compare_cmd(
     emit(result, as_json, "\n".join(lines))
 
 
+@eval_group.command("import-promptfoo")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=".",
+              show_default=True, help="Folder for eval.yaml and the dataset file.")  # fmt: skip
+@click.option("--strict", is_flag=True, help="Exit 1 when anything was not converted.")
+def import_promptfoo(config: Path, output: Path, strict: bool) -> None:
+    """Convert a promptfoo CONFIG to eval.yaml plus a JSONL dataset; list what does not convert.
+
+    Then: pilothouse eval run OUTPUT/eval.yaml
+    """
+    import yaml
+
+    from pilothouse.evals import promptfoo
+
+    try:
+        imported = promptfoo.convert(config)
+    except gate.GateError as exc:
+        raise click.ClickException(str(exc)) from None
+    output.mkdir(parents=True, exist_ok=True)
+    data = output / imported.config["dataset"]["file"]
+    data.write_text("".join(json.dumps(item) + "\n" for item in imported.items))
+    (output / "eval.yaml").write_text(yaml.safe_dump(imported.config, sort_keys=False))
+    c = imported.config
+    click.echo(
+        f"Wrote {output / 'eval.yaml'} ({len(c['prompts'])} prompts, {len(c['targets'])} targets, "
+        f"{len(c['evaluators'])} evaluators) and {data} ({len(imported.items)} items)."
+    )
+    if imported.unsupported:
+        click.echo(f"Not converted ({len(imported.unsupported)}):")
+        for line in imported.unsupported:
+            click.echo(f"  - {line}")
+        if strict:
+            raise SystemExit(1)
+
+
 @eval_group.command("evaluators")
 @json_option
 @click.pass_context

@@ -11,6 +11,8 @@ Experiments and the CI gate name evaluators in their config::
         threshold: 1            # a score passes when value >= threshold (default per evaluator)
 
 ``type: python`` with ``function: module:function`` runs any function of that shape.
+``per_item: true`` takes the options from each item instead (``metadata.assert.<name>``), for
+suites whose checks differ per item (e.g. imported from promptfoo).
 """
 
 from __future__ import annotations
@@ -107,17 +109,28 @@ class EvaluatorSpec:
     options: Mapping[str, Any]
     threshold: float
 
-    async def run(self, sample: Sample) -> Score:
-        """Score ``sample``; any exception becomes a per-item error, never a crash."""
+    async def run(self, sample: Sample) -> Score | None:
+        """Score ``sample``; any exception becomes a per-item error, never a crash.
+
+        With ``per_item: true`` the options come from the item (``metadata.assert.<name>``,
+        merged over the config's) and items that do not list this evaluator get no score.
+        """
+        options, threshold = self.options, self.threshold
+        if options.get("per_item"):
+            own = (sample.metadata.get("assert") or {}).get(self.name)
+            if not isinstance(own, Mapping):
+                return None
+            options = {k: v for k, v in {**options, **own}.items() if k != "per_item"}
+            threshold = float(options.pop("threshold", threshold))
         try:
-            result = self.evaluator.score(sample, self.options)
+            result = self.evaluator.score(sample, options)
             if inspect.isawaitable(result):
                 result = await result
         except Exception as exc:  # noqa: BLE001 - a broken evaluator is a per-item error
             return Score(None, None, error=f"{type(exc).__name__}: {exc}")
         if not isinstance(result, Score):
             return Score(None, None, error=f"evaluator returned {type(result).__name__}")
-        return finish(result, self.threshold)
+        return finish(result, threshold)
 
 
 def finish(score: Score, threshold: float) -> Score:

@@ -210,7 +210,9 @@ class Run:
                 models=self.models,
             )
             for spec in self.specs:
-                scores.append(_score_doc(spec.name, await spec.run(sample)))
+                score = await spec.run(sample)
+                if score is not None:
+                    scores.append(_score_doc(spec.name, score))
         root.end_time_ns = time.time_ns()
         root.output = output.output if output is not None else None
         root.status_code = "error" if error else "ok"
