@@ -148,6 +148,12 @@ class Settings:
     gateway_max_connections: int = setting(
         1000, "Most open outbound connections of the gateway to its upstreams."
     )
+    gateway_http_client: str = setting(
+        "pooled",
+        "Outbound HTTP client of the gateway: pooled (built-in HTTP/1.1 keep-alive pool, "
+        "fastest) or aiohttp.",
+        choices=("pooled", "aiohttp"),
+    )
     prompts_cache_ttl: float = setting(
         10.0,
         "Seconds a resolved prompt (name@label) stays cached in memory; changes made in the "

@@ -14,7 +14,7 @@ import pytest
 from pilothouse.errors import NotFound, Unavailable, UpstreamError, UpstreamTimeout
 from pilothouse.gateway.call import Call
 from pilothouse.gateway.config import ConfigSource, parse
-from pilothouse.gateway.http import AiohttpUpstream as HttpUpstream
+from pilothouse.gateway.pool import PooledUpstream as HttpUpstream
 from pilothouse.gateway.providers.mock import MockProvider
 from pilothouse.gateway.providers.openai import OpenAIProvider
 from pilothouse.gateway.router import Breaker, Router, weighted_order
@@ -300,6 +300,7 @@ async def test_the_http_seam_takes_an_in_process_upstream() -> None:
         {"models": {"m": {"deployments": [deployment("http://upstream.test", "up")]}}},
         providers={"openai"},
     )
+
     async def no_wait(seconds: float) -> None:
         pass
 

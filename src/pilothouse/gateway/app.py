@@ -152,7 +152,11 @@ class GatewayApp:
 
     async def send_error(self, send: Send, exc: PilothouseError, request_id: str) -> None:
         status, body, extra = error_response(exc)
-        headers = [*JSON, (b"x-request-id", request_id.encode())]
+        headers = [
+            *JSON,
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode()),
+        ]
         headers.extend((k.lower().encode(), v.encode()) for k, v in extra.items())
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -343,8 +347,10 @@ class GatewayApp:
     async def send_json(
         self, send: Send, doc: dict[str, Any], headers: list[tuple[bytes, bytes]]
     ) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": JSON + headers})
-        await send({"type": "http.response.body", "body": orjson.dumps(doc)})
+        body = orjson.dumps(doc)
+        headers = [*JSON, (b"content-length", str(len(body)).encode()), *headers]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     async def replay(self, call: Call, send: Send, chunks: dict[str, Any]) -> None:
         """Send a cached stream (``{"chunks": [...]}``) as server-sent events."""

@@ -59,9 +59,13 @@ class Upstream(Protocol):
     async def aclose(self) -> None: ...
 
 
-def make_upstream(max_connections: int = 1000) -> Upstream:
-    """The default outbound client."""
-    return AiohttpUpstream(max_connections)
+def make_upstream(max_connections: int = 1000, client: str = "pooled") -> Upstream:
+    """The outbound client: ``pooled`` (the default, :mod:`.pool`) or ``aiohttp``."""
+    if client == "aiohttp":
+        return AiohttpUpstream(max_connections)
+    from pilothouse.gateway.pool import PooledUpstream
+
+    return PooledUpstream(max_connections)
 
 
 # --- aiohttp ------------------------------------------------------------------------------

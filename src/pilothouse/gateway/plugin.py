@@ -36,7 +36,9 @@ class Gateway:
     def __init__(self, runtime: Runtime, upstream: Upstream | None = None) -> None:
         settings = runtime.settings
         self.runtime = runtime
-        self.upstream = upstream or make_upstream(settings.gateway_max_connections)
+        self.upstream = upstream or make_upstream(
+            settings.gateway_max_connections, settings.gateway_http_client
+        )
         classes: list[type[Provider]] = []
         runtime.plugins.hook.register_providers(register=classes.append)
         self.providers = {cls.name: cls(self.upstream) for cls in classes}
