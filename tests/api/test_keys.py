@@ -59,3 +59,14 @@ def test_expired_key_is_refused(client: TestClient):
     ).json()
     response = client.get("/api/projects/1", headers={"Authorization": f"Bearer {created['key']}"})
     assert response.status_code == 401
+
+
+def test_keys_of_a_deleted_project_stop_working_at_once(client: TestClient):
+    project = client.post("/api/projects", json={"name": "short-lived"}).json()
+    created = client.post(
+        f"/api/projects/{project['id']}/keys", json={"name": "k", "scopes": ["read"]}
+    ).json()
+    auth = {"Authorization": f"Bearer {created['key']}"}
+    assert client.get(f"/api/projects/{project['id']}", headers=auth).status_code == 200
+    assert client.delete(f"/api/projects/{project['id']}").status_code == 204
+    assert client.get("/api/me", headers=auth).status_code == 401

@@ -177,6 +177,7 @@ def delete_project(project_id: Id, runtime: RuntimeDep, caller: Caller) -> Respo
         caller.require_org_admin(row["org_id"])
     with runtime.db.write() as conn:
         store.delete_project(conn, project_id)
+    runtime.keys.forget_project(project_id)
     return Response(status_code=204)
 
 

@@ -111,6 +111,13 @@ class KeyRing:
         with self._lock:
             self._cache.pop(key_hash, None)
 
+    def forget_project(self, project_id: int) -> None:
+        """Drop the cached keys of a project (after deleting it: its keys went with it)."""
+        with self._lock:
+            for key_hash, (_, found) in list(self._cache.items()):
+                if found is not None and found.project_id == project_id:
+                    del self._cache[key_hash]
+
     def _load(self, key_hash: str) -> ApiKey | None:
         with self.db.read() as conn:
             row = store.key_by_hash(conn, key_hash)
