@@ -57,9 +57,15 @@ def current(db: Database) -> set[str]:
 
 
 @functools.cache
+def _scripts() -> ScriptDirectory:
+    # Parsed once per process: /readyz asks on every probe.
+    return ScriptDirectory.from_config(_config())
+
+
+@functools.cache
 def heads() -> frozenset[str]:
     """Revisions the code expects."""
-    return frozenset(ScriptDirectory.from_config(_config()).get_heads())
+    return frozenset(_scripts().get_heads())
 
 
 def applied(db: Database) -> set[str]:
@@ -67,7 +73,7 @@ def applied(db: Database) -> set[str]:
     revs = current(db)
     if not revs:
         return set()
-    script = ScriptDirectory.from_config(_config())
+    script = _scripts()
     # Alembic records only the heads of its version graph: a branch that ``depends_on``
     # core_0001 makes core_0001 implied, no longer listed. Walk down to find all of them.
     walked = script.revision_map.iterate_revisions(tuple(revs), "base", implicit_base=True)
