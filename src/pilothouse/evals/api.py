@@ -11,6 +11,7 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from pilothouse.api.deps import Caller, RuntimeDep, Strict
+from pilothouse.errors import BadRequest, NotFound
 from pilothouse.evals import datasets as ds
 from pilothouse.evals import experiments
 from pilothouse.evals.datasets import Change, Datasets
@@ -339,3 +340,83 @@ def experiment_results(
             for r in rows
         ]
     }
+
+
+# --- promotion --------------------------------------------------------------------------------
+
+
+class ProtectedLabel(Strict):
+    prompt: str = Field(min_length=1, max_length=200)
+    label: str = Field(min_length=1, max_length=64)
+    suite: dict[str, Any] = Field(
+        description="eval.yaml without targets: dataset (by name), evaluators, thresholds, "
+        "optional model and config"
+    )
+
+
+class PromotionCreate(Strict):
+    prompt: str = Field(min_length=1, max_length=200)
+    from_label: str = Field(min_length=1, max_length=64, description="e.g. staging")
+    to_label: str = Field(min_length=1, max_length=64, description="a protected label")
+
+
+@router.get("/api/protected-labels")
+def list_protected_labels(
+    runtime: RuntimeDep, caller: Caller, project_id: ProjectQ = None
+) -> list[dict[str, Any]]:
+    """Prompt labels that move only when their evaluation suite passes."""
+    project = project_of(runtime, caller, project_id, "read")
+    with runtime.db.read() as conn:
+        return [dict(r) for r in store.list_protections(conn, project)]
+
+
+@router.put("/api/protected-labels")
+def protect_label(
+    body: ProtectedLabel, runtime: RuntimeDep, caller: Caller, project_id: ProjectQ = None
+) -> dict[str, Any]:
+    """Protect a prompt label with an evaluation suite (replaces an earlier one)."""
+    from pilothouse.evals.promotion import protect
+
+    project = project_of(runtime, caller, project_id, "admin")
+    return protect(runtime, project, body.prompt, body.label, body.suite, caller.name)
+
+
+@router.delete("/api/protected-labels", status_code=204)
+def unprotect_label(
+    runtime: RuntimeDep,
+    caller: Caller,
+    prompt: Annotated[str, Query(min_length=1, max_length=200)],
+    label: Annotated[str, Query(min_length=1, max_length=64)],
+    project_id: ProjectQ = None,
+) -> Response:
+    """Remove a label's protection."""
+    project = project_of(runtime, caller, project_id, "admin")
+    with runtime.db.write() as conn:
+        if not store.remove_protection(conn, project, prompt, label):
+            raise NotFound(f"{prompt}@{label} is not protected")
+    return Response(status_code=204)
+
+
+@router.post("/api/promotions", status_code=202)
+def create_promotion(
+    body: PromotionCreate, runtime: RuntimeDep, caller: Caller, project_id: ProjectQ = None
+) -> dict[str, Any]:
+    """Promote a protected label as the background job ``evals.promote``: the suite runs and
+    the label moves only if it passes (see the job's result and the prompt's history)."""
+    project = project_of(runtime, caller, project_id, "write")
+    with runtime.db.read() as conn:
+        if store.get_protection(conn, project, body.prompt, body.to_label) is None:
+            raise BadRequest(
+                f"{body.prompt}@{body.to_label} is not protected: protect it with a suite first",
+                param="to_label",
+            )
+    job_id = runtime.jobs.enqueue(
+        "evals.promote",
+        project_id=project,
+        project=project,
+        prompt=body.prompt,
+        source=body.from_label,
+        target=body.to_label,
+        actor=f"key:{caller.name}" if caller.kind == "key" else caller.name,
+    )
+    return {"job_id": job_id}

@@ -438,6 +438,91 @@ def import_promptfoo(config: Path, output: Path, strict: bool) -> None:
             raise SystemExit(1)
 
 
+def _suite_file(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        suite = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
+    dataset = suite.get("dataset") if isinstance(suite, dict) else None
+    if isinstance(dataset, dict) and dataset.get("file"):
+        dataset["file"] = str((path.parent / str(dataset["file"])).resolve())
+    return suite if isinstance(suite, dict) else {}
+
+
+@eval_group.command("protect")
+@click.argument("prompt")
+@click.argument("label")
+@click.option("--suite", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="eval.yaml without targets.")  # fmt: skip
+@project_option
+@click.pass_context
+def protect_cmd(ctx: click.Context, prompt: str, label: str, suite: Path, project: str) -> None:
+    """Require SUITE to pass before LABEL of PROMPT moves by promotion."""
+    from pilothouse.evals import promotion
+
+    with runtime_from(ctx) as runtime, _errors():
+        promotion.protect(
+            runtime, _project_id(runtime, project), prompt, label, _suite_file(suite), "cli"
+        )
+    click.echo(f"{prompt}@{label} is protected by {suite.name}.")
+
+
+@eval_group.command("promote")
+@click.argument("prompt")
+@click.option("--from", "source", required=True, help="Label whose version is promoted.")
+@click.option("--to", "target", required=True, help="Label to move (e.g. production).")
+@click.option("--suite", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Suite to run when the label is not protected.")  # fmt: skip
+@click.option("--summary", type=click.Path(dir_okay=False, path_type=Path), help="Markdown file.")
+@project_option
+@click.pass_context
+def promote_cmd(
+    ctx: click.Context,
+    prompt: str,
+    source: str,
+    target: str,
+    suite: Path | None,
+    summary: Path | None,
+    project: str,
+) -> None:
+    """Move label --to of PROMPT to the version of --from, only if the label's suite passes.
+
+    Exit status: 0 moved, 1 the suite failed (nothing moved), 2 the suite could not run.
+    """
+    from pilothouse.evals import promotion
+    from pilothouse.prompts.registry import Actor
+
+    try:
+        with runtime_from(ctx) as runtime:
+            try:
+                result = promotion.promote(
+                    runtime,
+                    _project_id(runtime, project),
+                    prompt,
+                    source,
+                    target,
+                    suite=_suite_file(suite) if suite else None,
+                    actor=Actor("cli: pilothouse eval promote"),
+                )
+            finally:
+                runtime.traces.close()
+    except (gate.GateError, PilothouseError) as exc:
+        detail = exc.detail if isinstance(exc, PilothouseError) else str(exc)
+        click.echo(f"Error: {detail}", err=True)
+        ctx.exit(2)
+    text = gate.markdown(result.outcome)
+    if summary is not None:
+        summary.write_text(text)
+    click.echo(text)
+    if result.moved:
+        click.echo(f"{prompt}: {target} -> v{result.to_version} (was v{result.from_version})")
+    else:
+        click.echo(f"{prompt}: {target} stays at v{result.from_version}: the suite failed")
+    ctx.exit(0 if result.moved else 1)
+
+
 @eval_group.command("evaluators")
 @json_option
 @click.pass_context

@@ -47,6 +47,25 @@ def run_experiment(context: JobContext, experiment_id: int) -> dict[str, Any]:
     return {"experiment_id": experiment_id, "results": summary.get("results")}
 
 
+def promote(
+    context: JobContext, project: int, prompt: str, source: str, target: str, actor: str
+) -> dict[str, Any]:
+    """The ``evals.promote`` job: run the protected label's suite, move it if it passes."""
+    from pilothouse.evals.promotion import promote as run_promotion
+    from pilothouse.prompts.registry import Actor
+    from pilothouse.runtime import Runtime
+
+    runtime = Runtime(context.settings)
+    try:
+        result = run_promotion(
+            runtime, project, prompt, source, target, actor=Actor(f"{actor} (promotion)")
+        )
+    finally:
+        runtime.traces.close()
+        runtime.db.close()
+    return {k: v for k, v in result.as_dict().items() if k not in ("summaries", "comparisons")}
+
+
 @hookimpl
 def register_jobs(register: Callable[[JobSpec], None]) -> None:
     register(
@@ -56,6 +75,14 @@ def register_jobs(register: Callable[[JobSpec], None]) -> None:
             retries=2,
             retry_delay=2.0,
             description="Runs (or resumes) an experiment; results already stored are kept.",
+        )
+    )
+    register(
+        JobSpec(
+            name="evals.promote",
+            func=promote,
+            retries=0,
+            description="Runs a protected prompt label's suite; moves the label if it passes.",
         )
     )
 

@@ -126,6 +126,21 @@ experiment_results = sa.Table(
     sa.UniqueConstraint("experiment_id", "item_id", "repeat"),
 )
 
+protected_labels = sa.Table(
+    "protected_labels",
+    metadata,
+    sa.Column("id", BigID, primary_key=True, autoincrement=True),
+    sa.Column(
+        "project_id", BigID, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("prompt_name", sa.String(200), nullable=False),
+    sa.Column("label", sa.String(64), nullable=False),
+    sa.Column("suite", JSONDoc, nullable=False),
+    sa.Column("created_by", sa.String(320), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("project_id", "prompt_name", "label"),
+)
+
 ITEM_FIELDS = ("input", "expected", "context", "metadata", "source_trace_id")
 
 
@@ -344,5 +359,60 @@ def results_of(conn: Connection, experiment_id: int) -> list[RowMapping]:
         sa.select(experiment_results)
         .where(r.experiment_id == experiment_id)
         .order_by(r.item_id, r.repeat)
+    )
+    return list(conn.execute(query).mappings())
+
+
+# --- protected labels -----------------------------------------------------------------------
+
+
+def get_protection(conn: Connection, project_id: int, prompt: str, label: str) -> RowMapping | None:
+    p = protected_labels.c
+    query = sa.select(protected_labels).where(
+        p.project_id == project_id, p.prompt_name == prompt, p.label == label
+    )
+    return conn.execute(query).mappings().first()
+
+
+def set_protection(
+    conn: Connection, project_id: int, prompt: str, label: str, suite: Any, created_by: str
+) -> RowMapping:
+    p = protected_labels.c
+    conn.execute(
+        protected_labels.delete().where(
+            p.project_id == project_id, p.prompt_name == prompt, p.label == label
+        )
+    )
+    conn.execute(
+        protected_labels.insert().values(
+            project_id=project_id,
+            prompt_name=prompt,
+            label=label,
+            suite=suite,
+            created_by=created_by,
+            created_at=utcnow(),
+        )
+    )
+    found = get_protection(conn, project_id, prompt, label)
+    assert found is not None
+    return found
+
+
+def remove_protection(conn: Connection, project_id: int, prompt: str, label: str) -> bool:
+    p = protected_labels.c
+    result = conn.execute(
+        protected_labels.delete().where(
+            p.project_id == project_id, p.prompt_name == prompt, p.label == label
+        )
+    )
+    return bool(result.rowcount)
+
+
+def list_protections(conn: Connection, project_id: int) -> list[RowMapping]:
+    p = protected_labels.c
+    query = (
+        sa.select(protected_labels)
+        .where(p.project_id == project_id)
+        .order_by(p.prompt_name, p.label)
     )
     return list(conn.execute(query).mappings())
