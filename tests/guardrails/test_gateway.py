@@ -205,7 +205,7 @@ def test_planted_canary_catches_a_system_prompt_leak(
     path = tmp_path / "guardrails.yaml"
     rules = {"output": [{"check": "canary", "action": "block", "options": {"inject": True}}]}
     path.write_text(yaml.safe_dump({"policies": {"canary": rules}}))
-    with LiveServer(leaky) as server:  # type: ignore[arg-type]
+    with LiveServer(leaky) as server:
         gw = make_gateway(
             {
                 "leaky": openai_model(server.url),
