@@ -68,3 +68,34 @@ def test_start_and_stop_run_the_consumer_and_plugin_hooks(tmp_path: Path, databa
         runtime.plugins.unregister(probe)
     # plugins flush first, while the consumer still runs; the database closes last
     assert calls == ["startup", "shutdown consumer=True"]
+
+
+def test_replicas_starting_together_create_one_administrator(tmp_path: Path, database_url: str):
+    import threading
+
+    settings = make_settings(tmp_path, database_url, admin_key="", admin_password="")
+    runtimes = [Runtime(settings) for _ in range(3)]
+    runtimes[0].migrate()
+    results: list[object] = []
+    barrier = threading.Barrier(len(runtimes))
+
+    def start(runtime: Runtime) -> None:
+        barrier.wait()
+        try:
+            results.append(runtime.bootstrap())
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            results.append(exc)
+
+    threads = [threading.Thread(target=start, args=(rt,)) for rt in runtimes]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        created = [r for r in results if r is not None]
+        assert len(results) == 3 and len(created) == 1, results
+        with runtimes[0].db.read() as conn:
+            assert store.count_users(conn) == 1
+    finally:
+        for rt in runtimes:
+            rt.db.close()

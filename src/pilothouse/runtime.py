@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ORG = "default"
 DEFAULT_PROJECT = "default"
+#: Arbitrary constant naming the lock that serializes first-start bootstraps.
+BOOTSTRAP_LOCK = 7_041_415
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class Runtime:
     def bootstrap(self) -> FirstAdmin | None:
         """Create the default organization, project, admin user and admin key on first start."""
         with self.db.write() as conn:
+            # Replicas starting together: one creates the administrator, the others find it.
+            self.db.serialize(conn, BOOTSTRAP_LOCK)
             if store.count_users(conn):
                 return None
             org = store.org_by_name(conn, DEFAULT_ORG) or store.create_org(conn, DEFAULT_ORG)

@@ -82,6 +82,15 @@ class Database:
             finally:
                 conn.info.pop("write", None)
 
+    def serialize(self, conn: Connection, key: int) -> None:
+        """Make this write transaction wait for others that serialize on ``key`` (until commit).
+
+        PostgreSQL takes a transaction-scoped advisory lock; on SQLite every write transaction
+        already holds the database's one write lock (BEGIN IMMEDIATE).
+        """
+        if self.dialect == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({int(key)})")
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
