@@ -349,3 +349,12 @@ def test_calls_are_written_as_traces(make_gateway: GatewayFactory, upstream: Ups
     assert span["response_model"] == "gpt-test" and span["session_id"] == "s-9"
     assert span["user_id"] == "u-9" and span["input_tokens"] == 7 and span["output_tokens"] == 3
     assert any(s["attributes"].get("pilothouse.stream") for s in found)
+
+
+def test_serves_the_builtin_mock_models_without_a_config(live_server) -> None:  # type: ignore[no-untyped-def]
+    client = openai.OpenAI(base_url=live_server.url + "/v1", api_key=ADMIN_KEY, max_retries=0)
+    with client:
+        assert {m.id for m in client.models.list()} == {"mock/echo", "mock/lorem", "mock/embed"}
+        answer = client.chat.completions.create(model="mock/echo", messages=MESSAGES)
+        assert answer.choices[0].message.content == "Where is my refund?"
+        assert len(client.embeddings.create(model="mock/embed", input="x").data[0].embedding) == 16

@@ -222,7 +222,7 @@ class GatewayApp:
             body=body,
             request_id=request_id,
             headers=headers,
-            stream=body.get("stream") is True,
+            stream=operation != "embeddings" and body.get("stream") is True,
         )
         metadata = body.pop("metadata", None) if operation != "embeddings" else None
         if isinstance(metadata, dict):
@@ -264,7 +264,7 @@ class GatewayApp:
             if self.hooks.gateway_request.get_hookimpls():
                 await _await_all(_call_hooks(self.hooks.gateway_request(call=call)))
             call.model = check(call.body)
-            call.stream = call.body.get("stream") is True
+            call.stream = operation != "embeddings" and call.body.get("stream") is True
             if not allowed(api_key, call.model):
                 raise Forbidden(
                     f"this API key may not use the model {call.model!r}",
