@@ -420,3 +420,81 @@ def create_promotion(
         actor=f"key:{caller.name}" if caller.kind == "key" else caller.name,
     )
     return {"job_id": job_id}
+
+
+# --- online evaluation ------------------------------------------------------------------------
+
+
+class OnlineRuleCreate(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    filter: dict[str, Any] = Field(
+        default_factory=dict, description="Trace filters: model, tags, name, user_id, ..."
+    )
+    sample_rate: float = Field(0.1, gt=0, le=1, description="Share of matching traces scored")
+    evaluators: list[dict[str, Any] | str] = Field(min_length=1)
+    max_per_run: int = Field(100, ge=1, le=10_000, description="Traces per minute at most")
+    cost_cap_usd: float | None = Field(None, ge=0, description="Stop once evaluators cost this")
+
+
+class OnlineRulePatch(Strict):
+    enabled: bool | None = None
+    sample_rate: float | None = Field(None, gt=0, le=1)
+    max_per_run: int | None = Field(None, ge=1, le=10_000)
+    cost_cap_usd: float | None = Field(None, ge=0)
+
+
+RuleId = Annotated[int, Path(ge=1, le=2**62)]
+
+
+@router.get("/api/online-evals")
+def list_online_rules(
+    runtime: RuntimeDep, caller: Caller, project_id: ProjectQ = None
+) -> list[dict[str, Any]]:
+    """Online evaluation rules of the project, with traces scored and money spent."""
+    project = project_of(runtime, caller, project_id, "read")
+    with runtime.db.read() as conn:
+        return [dict(r) for r in store.list_rules(conn, project)]
+
+
+@router.post("/api/online-evals", status_code=201)
+def create_online_rule(
+    body: OnlineRuleCreate, runtime: RuntimeDep, caller: Caller, project_id: ProjectQ = None
+) -> dict[str, Any]:
+    """Score a sample of new traces matching a filter (job ``evals.online``, every minute)."""
+    from pilothouse.evals.online import check_rule
+
+    project = project_of(runtime, caller, project_id, "write")
+    values = check_rule(runtime, body.model_dump())
+    with runtime.db.write() as conn:
+        return dict(store.create_rule(conn, project_id=project, name=body.name, **values))
+
+
+def _rule(runtime: Runtime, caller: Any, rule_id: int, scope: str) -> dict[str, Any]:
+    with runtime.db.read() as conn:
+        row = dict(store.get_rule(conn, rule_id))
+    project_of(runtime, caller, row["project_id"], scope)
+    return row
+
+
+@router.patch("/api/online-evals/{rule_id}")
+def update_online_rule(
+    rule_id: RuleId, body: OnlineRulePatch, runtime: RuntimeDep, caller: Caller
+) -> dict[str, Any]:
+    """Enable or disable a rule, or change its rate, limit or cost cap."""
+    _rule(runtime, caller, rule_id, "write")
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("enabled") is None:
+        changes.pop("enabled", None)
+    with runtime.db.write() as conn:
+        if changes:
+            store.update_rule(conn, rule_id, **changes)
+        return dict(store.get_rule(conn, rule_id))
+
+
+@router.delete("/api/online-evals/{rule_id}", status_code=204)
+def delete_online_rule(rule_id: RuleId, runtime: RuntimeDep, caller: Caller) -> Response:
+    """Delete a rule (the scores it wrote stay on their traces)."""
+    _rule(runtime, caller, rule_id, "write")
+    with runtime.db.write() as conn:
+        store.delete_rule(conn, rule_id)
+    return Response(status_code=204)

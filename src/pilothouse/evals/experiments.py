@@ -13,9 +13,9 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 from sqlalchemy.engine import RowMapping
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from pilothouse.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: progress(done, total) after each stored result
 Progress = Callable[[int, int], None]
@@ -350,27 +352,32 @@ async def run(
     return await Run(runtime, experiment_id, progress).run()
 
 
-def run_sync(
-    runtime: Runtime, experiment_id: int, progress: Progress | None = None
-) -> dict[str, Any]:
-    """Run (or resume) an experiment from synchronous code (CLI, jobs), gateway included."""
+def with_gateway(runtime: Runtime, work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work()`` in a new event loop from synchronous code (CLI, jobs), with a gateway
+    made for that loop (its connections belong to it) unless the runtime has one."""
 
-    async def main() -> dict[str, Any]:
+    async def main() -> T:
         from pilothouse.gateway.plugin import gateway_of
 
-        # A gateway made for this loop: its connections belong to it.
         created = "gateway" not in runtime.state
         gateway = gateway_of(runtime)
         if created:
             await gateway.start()
         try:
-            return await run(runtime, experiment_id, progress)
+            return await work()
         finally:
             if created:
                 await gateway.stop()
                 runtime.state.pop("gateway", None)
 
     return asyncio.run(main())
+
+
+def run_sync(
+    runtime: Runtime, experiment_id: int, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Run (or resume) an experiment from synchronous code (CLI, jobs), gateway included."""
+    return with_gateway(runtime, lambda: run(runtime, experiment_id, progress))
 
 
 def keys_of(runtime: Runtime, *experiment_ids: int) -> dict[int, str]:

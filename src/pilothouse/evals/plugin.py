@@ -66,6 +66,23 @@ def promote(
     return {k: v for k, v in result.as_dict().items() if k not in ("summaries", "comparisons")}
 
 
+def online(context: JobContext) -> dict[str, int]:
+    """The ``evals.online`` job: score new sampled traces for every enabled rule."""
+    from pilothouse.evals.online import run_all_sync
+    from pilothouse.runtime import Runtime
+    from pilothouse.store import evals as store
+
+    with context.db.read() as conn:
+        if not any(r["enabled"] for r in store.list_rules(conn)):
+            return {}
+    runtime = Runtime(context.settings)
+    try:
+        return run_all_sync(runtime)
+    finally:
+        runtime.traces.close()
+        runtime.db.close()
+
+
 @hookimpl
 def register_jobs(register: Callable[[JobSpec], None]) -> None:
     register(
@@ -83,6 +100,15 @@ def register_jobs(register: Callable[[JobSpec], None]) -> None:
             func=promote,
             retries=0,
             description="Runs a protected prompt label's suite; moves the label if it passes.",
+        )
+    )
+    register(
+        JobSpec(
+            name="evals.online",
+            func=online,
+            retries=0,
+            schedule="* * * * *",
+            description="Scores a sample of new traces for each online evaluation rule.",
         )
     )
 

@@ -63,7 +63,8 @@ def check_suite(suite: Any) -> dict[str, Any]:
         raise BadRequest("suite.dataset: needs a name", param="suite")
     if not isinstance(suite.get("evaluators"), list) or not suite["evaluators"]:
         raise BadRequest("suite.evaluators: expected a non-empty list", param="suite")
-    return suite
+    checked: dict[str, Any] = suite
+    return checked
 
 
 def protect(
@@ -73,7 +74,8 @@ def protect(
     suite = check_suite(suite)
     with runtime.db.write() as conn:
         prompt_store.get_prompt(conn, project_id, prompt)
-        return dict(store.set_protection(conn, project_id, prompt, label, suite, actor))
+        row = store.set_protection(conn, project_id, prompt, label, suite, actor)
+    return dict(row)
 
 
 def _versions(

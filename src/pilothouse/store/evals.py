@@ -141,6 +141,27 @@ protected_labels = sa.Table(
     sa.UniqueConstraint("project_id", "prompt_name", "label"),
 )
 
+online_rules = sa.Table(
+    "online_eval_rules",
+    metadata,
+    sa.Column("id", BigID, primary_key=True, autoincrement=True),
+    sa.Column(
+        "project_id", BigID, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("filter", JSONDoc, nullable=False),
+    sa.Column("sample_rate", sa.Float, nullable=False),
+    sa.Column("evaluators", JSONDoc, nullable=False),
+    sa.Column("max_per_run", sa.Integer, nullable=False),
+    sa.Column("cost_cap_usd", sa.Float, nullable=True),
+    sa.Column("spent_usd", sa.Float, nullable=False),
+    sa.Column("scored", sa.BigInteger, nullable=False),
+    sa.Column("cursor_ns", sa.BigInteger, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("project_id", "name"),
+)
+
 ITEM_FIELDS = ("input", "expected", "context", "metadata", "source_trace_id")
 
 
@@ -416,3 +437,42 @@ def list_protections(conn: Connection, project_id: int) -> list[RowMapping]:
         .order_by(p.prompt_name, p.label)
     )
     return list(conn.execute(query).mappings())
+
+
+# --- online evaluation rules ----------------------------------------------------------------
+
+
+def create_rule(conn: Connection, **values: Any) -> RowMapping:
+    o = online_rules.c
+    exists = conn.execute(
+        sa.select(o.id).where(o.project_id == values["project_id"], o.name == values["name"])
+    ).first()
+    if exists is not None:
+        raise Conflict(f"online evaluation rule {values['name']!r} already exists", param="name")
+    values.update(spent_usd=0.0, scored=0, enabled=True, created_at=utcnow())
+    result = conn.execute(online_rules.insert().values(**values))
+    assert result.inserted_primary_key is not None
+    return get_rule(conn, result.inserted_primary_key[0])
+
+
+def get_rule(conn: Connection, rule_id: int) -> RowMapping:
+    row = conn.execute(sa.select(online_rules).where(online_rules.c.id == rule_id)).mappings()
+    found = row.first()
+    if found is None:
+        raise NotFound(f"online evaluation rule {rule_id} not found")
+    return found
+
+
+def list_rules(conn: Connection, project_id: int | None = None) -> list[RowMapping]:
+    query = sa.select(online_rules).order_by(online_rules.c.id)
+    if project_id is not None:
+        query = query.where(online_rules.c.project_id == project_id)
+    return list(conn.execute(query).mappings())
+
+
+def update_rule(conn: Connection, rule_id: int, **values: Any) -> None:
+    conn.execute(online_rules.update().where(online_rules.c.id == rule_id).values(**values))
+
+
+def delete_rule(conn: Connection, rule_id: int) -> None:
+    conn.execute(online_rules.delete().where(online_rules.c.id == rule_id))
