@@ -170,3 +170,15 @@ def test_models_page_shows_gateway_routes_without_secrets(admin: TestClient) -> 
     assert page.status_code == 200
     assert "mock/echo" in page.text
     assert "Router policy" in page.text
+
+
+def test_head_requests_change_nothing(admin: TestClient, runtime: Runtime) -> None:
+    key = _create_key(admin, "kept", "read")
+    key_id = runtime.keys.verify(key).id
+    response = admin.head(f"/projects/1/settings/keys/{key_id}/revoke")
+    assert response.status_code == 200
+    assert runtime.keys.lookup(key) is not None
+    for method in ("PUT", "DELETE", "PATCH"):
+        assert (
+            admin.request(method, f"/projects/1/settings/keys/{key_id}/revoke").status_code == 405
+        )

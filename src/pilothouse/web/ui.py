@@ -48,6 +48,9 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
+#: Methods that never change anything; every other one must carry the CSRF token.
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
 Handler = Callable[["Page"], Response]
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -93,6 +96,11 @@ class Page:
         if self.project is not None:
             self.principal.require(scope, self.project["id"], self.project["org_id"])
         return self.principal
+
+    @property
+    def is_post(self) -> bool:
+        """Whether this request may change something (and so carried a checked CSRF token)."""
+        return self.request.method not in SAFE_METHODS
 
     def query(self, name: str, default: str = "") -> str:
         return self.request.query_params.get(name, default)
@@ -150,7 +158,7 @@ class WebUI:
             session = self.codec.load(request.cookies.get(COOKIE))
             page = Page(self, request, session, {})
             try:
-                if request.method == "POST":
+                if request.method not in SAFE_METHODS:
                     raw = await request.form()
                     page.form = {k: v for k, v in raw.items() if isinstance(v, str)}
                     session.check_csrf(page.form.get("csrf_token"))
@@ -199,7 +207,7 @@ class WebUI:
                 page.project = project
 
     def _to_login(self, page: Page, exc: Unauthorized) -> Response:
-        if page.request.method == "GET":
+        if page.request.method in SAFE_METHODS:
             target = page.request.url.path
             if page.request.url.query:
                 target += "?" + page.request.url.query

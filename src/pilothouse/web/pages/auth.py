@@ -39,7 +39,7 @@ def switch(page: Page) -> Response:
 
 
 def login(page: Page) -> Response:
-    if page.request.method == "GET":
+    if not page.is_post:
         if page.principal is not None:
             return RedirectResponse(_safe_next(page.query("next", "/")), status_code=303)
         return page.render("login.html", next=_safe_next(page.query("next", "/")), email="")

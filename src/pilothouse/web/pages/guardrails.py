@@ -31,7 +31,7 @@ def guardrails(page: Page) -> Response:
     checks = sorted(guard.checks.values(), key=lambda c: c.name)
     tried: dict[str, Any] | None = None
     form = {"text": "", "policy": "default", "where": "input"}
-    if page.request.method == "POST":
+    if page.is_post:
         form = {k: page.form.get(k, form[k]) for k in form}
         if len(form["text"]) > MAX_TEXT:
             raise BadRequest(f"the text is longer than {MAX_TEXT} characters", param="text")

@@ -150,7 +150,7 @@ def move_label(page: Page) -> Response:
     """GET: confirm moving a label to a version. POST: move it (recorded in the history)."""
     principal = page.require("write")
     name = _name(page)
-    source = page.form if page.request.method == "POST" else page.request.query_params
+    source = page.form if page.is_post else page.request.query_params
     label = model.check_label(str(source.get("label", "")).strip())
     raw = str(source.get("version", ""))
     if not raw.isdigit():
@@ -162,7 +162,7 @@ def move_label(page: Page) -> Response:
         prompt = store.get_prompt(conn, page.project_id, name)
         store.get_version(conn, prompt["id"], version, name)
         current = store.get_label(conn, prompt["id"], label)
-    if page.request.method == "GET":
+    if not page.is_post:
         where = f"from version {current['version']} " if current is not None else ""
         return page.render(
             "confirm.html",
@@ -188,14 +188,14 @@ def rollback_label(page: Page) -> Response:
     """GET: confirm rolling a label back to where it was. POST: roll it back."""
     principal = page.require("write")
     name = _name(page)
-    source = page.form if page.request.method == "POST" else page.request.query_params
+    source = page.form if page.is_post else page.request.query_params
     label = model.check_label(str(source.get("label", "")).strip())
     with page.runtime.db.read() as conn:
         prompt = store.get_prompt(conn, page.project_id, name)
         last = store.last_move(conn, prompt["id"], label)
     if last is None or last["from_version"] is None:
         raise BadRequest(f"label {label!r} has no earlier version to roll back to", param="label")
-    if page.request.method == "GET":
+    if not page.is_post:
         return page.render(
             "confirm.html",
             heading=f"Roll “{label}” of {name} back to version {last['from_version']}?",

@@ -82,7 +82,7 @@ def revoke_key(page: Page) -> Response:
     """GET: ask for confirmation. POST: revoke; the key stops working at once."""
     page.require("admin")
     row = _own_key(page)
-    if page.request.method == "GET":
+    if not page.is_post:
         return page.render(
             "confirm.html",
             heading=f"Revoke the key “{row['name']}”?",
