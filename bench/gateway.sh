@@ -88,6 +88,15 @@ def parse(name: str) -> dict[str, float]:
 direct, gateway, long = parse("direct.txt"), parse("gateway.txt"), parse("rss.txt")
 db = sqlite3.connect(work / "gw" / "pilothouse.db")
 spans = db.execute("select count(*) from spans").fetchone()[0]
+overheads = sorted(
+    row[0]
+    for row in db.execute(
+        """select json_extract(attributes, '$."pilothouse.overhead_ms"') from spans"""
+    )
+    if row[0] is not None
+)
+def pct(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 print(f"| target | RPS | p50 ms | p99 ms | non-2xx |")
 print(f"|---|---|---|---|---|")
 print(f"| fake upstream direct (c={conns}) | {direct['rps']:.0f} | {direct['50']:.2f} | {direct['99']:.2f} | {direct['errors']} |")
@@ -96,4 +105,5 @@ print()
 print(f"- gateway/direct RPS ratio: {gateway['rps'] / direct['rps']:.2f}; added p50: {gateway['50'] - direct['50']:.2f} ms")
 print(f"- RSS: {warm / 1024:.0f} MiB after warm-up, {after / 1024:.0f} MiB after {long['requests']} more requests (peak {peak / 1024:.0f} MiB)")
 print(f"- spans persisted by the trace writer: {spans}")
+print(f"- gateway overhead inside the process (x-pilothouse-overhead-ms, from the spans): p50 {pct(overheads, 0.5):.3f} ms, p99 {pct(overheads, 0.99):.3f} ms")
 PYEOF
