@@ -128,6 +128,8 @@ trace_rollups = sa.Table(
     sa.Column("duration_ms_sum", sa.Float, nullable=False),
     *[sa.Column(name, sa.BigInteger, nullable=False) for name in LATENCY_COLUMNS],
     sa.PrimaryKeyConstraint("project_id", "dimension", "width_s", "bucket_s", "value"),
+    # Clustered by the key on SQLite, so a period of one dimension is one sequential read.
+    sqlite_with_rowid=False,
 )
 
 scores = sa.Table(
@@ -490,35 +492,40 @@ def rollup_rows(
     bucket_to: int,
     interval_s: int,
     values: Sequence[str] = (),
-) -> list[RowMapping]:
-    """Rollups summed per (interval start, value) for one dimension and period.
+) -> list[tuple[Any, ...]]:
+    """Rollups summed per (interval start, value) for one dimension and period, as tuples:
+    (bucket, value, count, errors, input_tokens, output_tokens, cost_usd, duration_ms_sum,
+    then the latency histogram).
 
     Whole-hour intervals read the hourly rows (60 times fewer); ``bucket_from`` should then be
     hour-aligned, or the first hour counts from its start.
     """
     r = trace_rollups.c
     width = 3600 if interval_s % 3600 == 0 else ROLLUP_SECONDS
-    bucket = (r.bucket_s // interval_s * interval_s).label("bucket")
     summed = ["count", "errors", "input_tokens", "output_tokens", "cost_usd", "duration_ms_sum"]
-    query = (
-        sa.select(
-            bucket,
-            r.value,
-            *(sa.func.sum(r[c]).label(c) for c in summed + LATENCY_COLUMNS),
-        )
-        .where(
-            r.project_id == project_id,
-            r.dimension == dimension,
-            r.width_s == width,
-            r.bucket_s >= bucket_from // width * width,
-            r.bucket_s < bucket_to,
-        )
-        .group_by(bucket, r.value)
-        .order_by(bucket, r.value)
+    where = (
+        r.project_id == project_id,
+        r.dimension == dimension,
+        r.width_s == width,
+        r.bucket_s >= bucket_from // width * width,
+        r.bucket_s < bucket_to,
     )
+    if interval_s == width:  # the stored rows are the answer: read them in key order
+        columns = [r.bucket_s.label("bucket"), r.value, *(r[c] for c in summed + LATENCY_COLUMNS)]
+        query = sa.select(*columns).where(*where).order_by(r.bucket_s, r.value)
+    else:
+        bucket = (r.bucket_s // interval_s * interval_s).label("bucket")
+        query = (
+            sa.select(
+                bucket, r.value, *(sa.func.sum(r[c]).label(c) for c in summed + LATENCY_COLUMNS)
+            )
+            .where(*where)
+            .group_by(bucket, r.value)
+            .order_by(bucket, r.value)
+        )
     if values:
         query = query.where(r.value.in_(list(values)))
-    return list(conn.execute(query).mappings())
+    return [tuple(row) for row in conn.execute(query)]
 
 
 # --- retention ------------------------------------------------------------------------------

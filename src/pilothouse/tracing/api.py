@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -373,38 +374,39 @@ def aggregates(
         rows = store.rollup_rows(
             conn, project, dimension, start_s, end_s + 1, interval_s, values=value or ()
         )
-    data = [_aggregate(row, row["bucket"]) for row in rows]
-    totals: dict[str, dict[str, Any]] = {}
+    data = [_aggregate(row[1], row[2:], row[0]) for row in rows]
+    totals: dict[str, list[float]] = {}
     for row in rows:
-        total = totals.setdefault(row["value"], {k: 0 for k in row if k != "value"})
-        for k in total:
-            total[k] += row[k] or 0
+        total = totals.setdefault(row[1], [0] * (len(row) - 2))
+        for i, v in enumerate(row[2:]):
+            total[i] += v or 0
     return {
         "group_by": group_by,
         "interval_s": interval_s,
         "start_time": datetime.fromtimestamp(start_s, UTC),
         "end_time": datetime.fromtimestamp(end_s, UTC),
         "data": data,
-        "totals": [_aggregate({**t, "value": v}, None) for v, t in sorted(totals.items())],
+        "totals": [_aggregate(v, t, None) for v, t in sorted(totals.items())],
     }
 
 
-def _aggregate(row: Any, bucket: int | None) -> dict[str, Any]:
-    histogram = [int(row[c] or 0) for c in store.LATENCY_COLUMNS]
+def _aggregate(value: str, sums: Sequence[Any], bucket: int | None) -> dict[str, Any]:
+    """One aggregate row from the sums of ``store.rollup_rows`` (count ... histogram)."""
+    count, errors, tokens_in, tokens_out, cost, duration = (v or 0 for v in sums[:6])
+    histogram = [int(v or 0) for v in sums[6:]]
     timed = sum(histogram)
-    count = int(row["count"] or 0)
     return {
         "bucket": datetime.fromtimestamp(bucket, UTC) if bucket is not None else None,
-        "value": row["value"],
-        "count": count,
-        "errors": int(row["errors"] or 0),
-        "error_rate": (int(row["errors"] or 0) / count) if count else None,
-        "avg_ms": (float(row["duration_ms_sum"] or 0) / timed) if timed else None,
+        "value": value,
+        "count": int(count),
+        "errors": int(errors),
+        "error_rate": (int(errors) / count) if count else None,
+        "avg_ms": (float(duration) / timed) if timed else None,
         "p50_ms": percentile(histogram, 0.5),
         "p95_ms": percentile(histogram, 0.95),
-        "input_tokens": int(row["input_tokens"] or 0),
-        "output_tokens": int(row["output_tokens"] or 0),
-        "cost_usd": float(row["cost_usd"] or 0),
+        "input_tokens": int(tokens_in),
+        "output_tokens": int(tokens_out),
+        "cost_usd": float(cost),
     }
 
 

@@ -129,6 +129,7 @@ def upgrade() -> None:
             "value",
             name=op.f("pk_trace_rollups"),
         ),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "scores",
