@@ -171,6 +171,8 @@ def test_token_estimate_and_cache_header_parsing():
     assert estimate_tokens({"max_tokens": "x"}, 40) == 10
     assert cache_ttl_of("on", 60) == 60
     assert cache_ttl_of("30", 60) == 30
+    assert cache_ttl_of("3600", 60) == 60  # a request cannot extend the configured TTL
+    assert cache_ttl_of("nan", 60) is None
     assert cache_ttl_of("off", 60) is None
     assert cache_ttl_of("no-store", 60) is None
     assert cache_ttl_of("0", 60) is None

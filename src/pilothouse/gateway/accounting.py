@@ -60,7 +60,8 @@ def estimate_tokens(body: Mapping[str, Any], body_bytes: int) -> int:
 
 
 def cache_ttl_of(value: str, default: float) -> float | None:
-    """The TTL a request's ``x-pilothouse-cache`` header asks for (None: no caching)."""
+    """The TTL a request's ``x-pilothouse-cache`` header asks for (None: no caching); a
+    request may shorten the configured TTL, not extend it."""
     text = value.strip().lower()
     if text in ("", "0", "off", "false", "no", "no-cache", "no-store"):
         return None
@@ -70,7 +71,7 @@ def cache_ttl_of(value: str, default: float) -> float | None:
         seconds = float(text)
     except ValueError:
         return default
-    return seconds if seconds > 0 else None
+    return min(seconds, default) if seconds > 0 else None
 
 
 class Accounting:
