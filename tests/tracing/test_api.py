@@ -239,6 +239,13 @@ def test_feedback_with_a_write_only_key(
     )
     assert sent.status_code == 201, sent.text
     assert (sent.json()["value"], sent.json()["source"]) == (0.0, "feedback")
+    assert sent.headers["access-control-allow-origin"] == "*"
+    preflight = client.options(
+        "/api/feedback",
+        headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.status_code == 204
+    assert "Authorization" in preflight.headers["access-control-allow-headers"]
     assert client.get("/api/traces", headers=auth).status_code == 403
     assert client.get(f"/api/traces/{seeded['a']}", headers=auth).status_code == 403
     assert ids(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from pilothouse.api.deps import (
@@ -474,13 +474,30 @@ def create_score(body: ScoreCreate, runtime: RuntimeDep, caller: Caller) -> Any:
     return dict(row)
 
 
+#: Browsers may post feedback from any origin (the key, not the origin, is the credential).
+FEEDBACK_CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+@router.options("/api/feedback", include_in_schema=False)
+def feedback_preflight() -> Response:
+    return Response(status_code=204, headers=FEEDBACK_CORS)
+
+
 @router.post("/api/feedback", response_model=ScoreOut, status_code=201)
-def create_feedback(body: FeedbackCreate, runtime: RuntimeDep, caller: Caller) -> Any:
+def create_feedback(
+    body: FeedbackCreate, runtime: RuntimeDep, caller: Caller, response: Response
+) -> Any:
     """End-user feedback (thumbs up/down, comment) on a trace; an ``ingest`` key is enough.
 
     Give browsers a key holding only the ``ingest`` scope: it can send spans and feedback but
-    read nothing.
+    read nothing. Cross-origin requests are allowed (CORS) on this route only.
     """
+    response.headers.update(FEEDBACK_CORS)
     project = project_of(runtime, caller, None, "ingest")
     value: float | bool | str = body.value
     if value in ("up", "down"):
