@@ -226,3 +226,33 @@ async def test_stale_project_limits_answer_while_one_read_refreshes_them(runtime
     accounting.forget_project(1)
     assert (await accounting.project_policy(1)).rpm == 7
     await accounting.stop()
+
+
+def test_replicas_share_the_redis_cache(
+    make_gateway: GatewayFactory, upstream: Upstream, redis_url: str
+) -> None:
+    prefix = f"test:{secrets.token_hex(6)}:"
+    shared = {"redis_url": redis_url, "gateway_redis_prefix": prefix}
+    models = {"gpt": openai_model(upstream.url)}
+    first = make_gateway(models, gateway_cache_backend="redis", **shared)
+    second = make_gateway(models, gateway_cache_backend="redis", **shared)
+    headers = {"x-pilothouse-cache": "on"}
+    miss = first.client(default_headers=headers).chat.completions.with_raw_response.create(
+        model="gpt", messages=MESSAGES
+    )
+    assert miss.headers["x-pilothouse-cache"] == "miss"
+    client = redis.Redis.from_url(redis_url)
+    try:
+        deadline = time.monotonic() + 10  # the write happens after the answer is sent
+        while time.monotonic() < deadline and not list(client.scan_iter(match=prefix + "cache:*")):
+            time.sleep(0.02)
+        hit = second.client(default_headers=headers).chat.completions.with_raw_response.create(
+            model="gpt", messages=MESSAGES
+        )
+        assert hit.headers["x-pilothouse-cache"] == "hit"
+        assert len(upstream.fake.seen) == 1
+        keys = list(client.scan_iter(match=prefix + "*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
