@@ -16,6 +16,7 @@ from pilothouse.gateway.accounting import Accounting, cache_ttl_of, estimate_tok
 from pilothouse.runtime import Runtime
 from pilothouse.store import gateway as store
 from pilothouse.store import identity as identity_store
+from tests.conftest import free_port
 from tests.gateway.conftest import GatewayFactory, Upstream, openai_model
 
 MESSAGES: Any = [{"role": "user", "content": "Where is my refund?"}]
@@ -256,3 +257,12 @@ def test_replicas_share_the_redis_cache(
             client.delete(*keys)
     finally:
         client.close()
+
+
+def test_requests_pass_when_the_limits_redis_is_down(make_gateway: GatewayFactory) -> None:
+    gw = make_gateway(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    key, _ = gw.runtime.keys.create(1, "limited", ["gateway"], limits={"rpm": 1})
+    client = gw.client(key)
+    for _ in range(2):  # fails open: no 429 and no 500 while Redis is unreachable
+        answer = client.chat.completions.create(model="mock/echo", messages=MESSAGES)
+        assert answer.choices[0].message.content == "Where is my refund?"

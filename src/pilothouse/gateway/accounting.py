@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 CACHEABLE = frozenset({"chat", "completions", "embeddings"})
 #: Seconds between purges of expired rows of the database cache.
 CACHE_PURGE_SECONDS = 3600.0
+#: Seconds between two warnings about the same failing backend.
+WARN_EVERY = 10.0
 #: Characters per token when estimating a request's size before the upstream counts it.
 CHARS_PER_TOKEN = 4
 
@@ -92,8 +94,16 @@ class Accounting:
         self._project_policies: dict[int, tuple[float, LimitPolicy]] = {}
         self._project_ttl = settings.key_cache_ttl
         self._refreshing: set[int] = set()
+        self._warned: dict[str, float] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._purge: asyncio.Task[None] | None = None
+
+    def _warn(self, kind: str, message: str) -> None:
+        """Log an outage once per :data:`WARN_EVERY` seconds, not once per request."""
+        now = time.monotonic()
+        if now - self._warned.get(kind, -WARN_EVERY) >= WARN_EVERY:
+            self._warned[kind] = now
+            log.warning(message, exc_info=True)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -196,8 +206,8 @@ class Accounting:
             admission = await self.limiter.admit_all(checks, estimated)
         except PilothouseError:
             raise
-        except Exception:
-            log.warning("limits backend failed; request let through", exc_info=True)
+        except Exception:  # noqa: BLE001 - a limits store outage must not stop the gateway
+            self._warn("limits", "limits backend failed; requests are let through")
             admission = Admission(subjects=tuple(checks), estimated_tokens=estimated)
         call.response_headers.update(admission.headers)
         return admission
@@ -229,8 +239,8 @@ class Accounting:
         call.metadata["cache_key"] = key
         try:
             hit = await self.cache.get(key)
-        except Exception:
-            log.warning("gateway cache read failed", exc_info=True)
+        except Exception:  # noqa: BLE001 - a cache outage is a miss
+            self._warn("cache-read", "gateway cache read failed; answering from upstream")
             hit = None
         self.metrics.observe_cache(call.model, hit is not None)
         call.response_headers["x-pilothouse-cache"] = "hit" if hit is not None else "miss"
@@ -269,8 +279,8 @@ class Accounting:
     async def _store_later(self, key: str, value: dict[str, Any], ttl: float) -> None:
         try:
             await self.cache.set(key, value, ttl)
-        except Exception:
-            log.warning("gateway cache write failed", exc_info=True)
+        except Exception:  # noqa: BLE001 - a cache outage only costs a future miss
+            self._warn("cache-write", "gateway cache write failed")
 
     # --- after the call -------------------------------------------------------------------
 
@@ -300,8 +310,8 @@ class Accounting:
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
             )
-        except Exception:
-            log.warning("settling gateway call %s failed", call.request_id, exc_info=True)
+        except Exception:  # noqa: BLE001 - the answer is already out; never fail it here
+            self._warn("settle", f"settling gateway call {call.request_id} failed")
         finally:
             admission.release()
             self.observe(call, routed=True)
