@@ -11,7 +11,7 @@ SHARED=${SHARED:-$(cd .. && pwd)/shared/bench}
 CONNS=${CONNS:-8}
 DURATION=${DURATION:-15s}
 RSS_REQUESTS=${RSS_REQUESTS:-100000}
-PY=${PYTHON:-python}
+PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo "$(pwd)/.venv/bin/python" || echo python)}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
 
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -21,8 +21,11 @@ WORK=$(mktemp -d)
 UP_PID=""
 GW_PID=""
 cleanup() {
-    [ -n "$GW_PID" ] && kill "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null
-    [ -n "$UP_PID" ] && kill "$UP_PID" 2>/dev/null && wait "$UP_PID" 2>/dev/null
+    set +e
+    for pid in $GW_PID $UP_PID; do
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
     rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -48,3 +49,7 @@ class HotPaths:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         target = self.paths.get(scope["path"], self.app) if scope["type"] == "http" else self.app
         await target(scope, receive, send)
+
+    def __getattr__(self, name: str) -> Any:
+        # Otherwise it stands for the wrapped app (``.openapi()``, ``.router``, ``.state``).
+        return getattr(self.app, name)

@@ -24,6 +24,8 @@ from pilothouse.gateway.router import Router
 from pilothouse.hookspecs import hookimpl
 
 if TYPE_CHECKING:
+    import click
+
     from pilothouse.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -112,6 +114,13 @@ def register_providers(register: Callable[[type[Provider]], None]) -> None:
     register(OpenAIProvider)
     register(AnthropicProvider)
     register(MockProvider)
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    from pilothouse.cli.gateway import gateway
+
+    cli.add_command(gateway)
 
 
 @hookimpl
