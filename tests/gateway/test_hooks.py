@@ -126,3 +126,35 @@ def test_config_edits_apply_without_restart(make_gateway: GatewayFactory) -> Non
         except openai.NotFoundError:
             assert time.monotonic() < deadline, "config was not reloaded"
             time.sleep(0.1)
+
+
+class Broken(Provider):
+    name = "broken"
+
+    async def chat(self, deployment: Deployment, body: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("bug in a plugin")
+
+
+class BrokenPlugin:
+    @hookimpl
+    def register_providers(self, register: Callable[[type[Provider]], None]) -> None:
+        register(Broken)
+
+
+def test_a_plugin_bug_is_a_clean_500(make_gateway: GatewayFactory) -> None:
+    gw = make_gateway(
+        {"b": {"deployments": [{"provider": "broken", "model": "x"}]}}, plugins=[BrokenPlugin()]
+    )
+    sink = SpanSink()
+    gw.runtime.traces = sink  # type: ignore[assignment]
+    with pytest.raises(openai.InternalServerError) as caught:
+        gw.client().chat.completions.create(model="b", messages=MESSAGES)
+    assert caught.value.status_code == 500
+    assert caught.value.body == {  # type: ignore[comparison-overlap]
+        "message": "an unexpected error occurred; it has been logged",
+        "type": "server_error",
+        "param": None,
+        "code": "internal_error",
+    }
+    assert "Traceback" not in caught.value.response.text
+    assert sink.last().status_code == "error"
