@@ -19,9 +19,10 @@ if TYPE_CHECKING:
 
 @hookimpl
 def asgi_routes(runtime: Runtime) -> list[Any]:
+    from pilothouse.evals.annotations import router as annotations
     from pilothouse.evals.api import router
 
-    return list(router.routes)
+    return [*router.routes, *annotations.routes]
 
 
 @hookimpl

@@ -4,7 +4,7 @@ Each product area keeps its tables and queries in its own module here and its mi
 own Alembic branch (``branch_labels``), so areas evolve without merge conflicts.
 """
 
-from pilothouse.store import evals, gateway, identity, jobs, prompts, traces
+from pilothouse.store import annotations, evals, gateway, identity, jobs, prompts, traces
 from pilothouse.store.metadata import metadata
 
-__all__ = ["evals", "gateway", "identity", "jobs", "metadata", "prompts", "traces"]
+__all__ = ["annotations", "evals", "gateway", "identity", "jobs", "metadata", "prompts", "traces"]
