@@ -168,10 +168,19 @@ def whole_app() -> Iterator[Any]:
             runtime.db.close()
 
 
+def layers(app: Any) -> list[Any]:
+    """The app and the middleware around it, outermost first, down to the FastAPI app."""
+    from fastapi import FastAPI
+
+    out = [app]
+    while not isinstance(out[-1], FastAPI):
+        out.append(vars(out[-1])["app"])  # vars(): wrappers may delegate attribute lookups
+    return out
+
+
 def openapi_document() -> dict[str, Any]:
     with whole_app() as app:
-        fastapi_app = getattr(app, "app", app)  # unwrap BodyLimit
-        document: dict[str, Any] = fastapi_app.openapi()
+        document: dict[str, Any] = layers(app)[-1].openapi()
     return document
 
 

@@ -71,9 +71,13 @@ def _route_paths(routes: Iterable[Any], prefix: str = "") -> Iterable[str]:
 
 
 def app_route_paths() -> list[str]:
+    """Routes of the FastAPI app, plus paths middleware serves ahead of it (hot paths)."""
     with gen_docs.whole_app() as app:
-        fastapi_app = getattr(app, "app", app)
-        return sorted(set(_route_paths(fastapi_app.router.routes)))
+        *wrappers, fastapi_app = gen_docs.layers(app)
+        paths = set(_route_paths(fastapi_app.router.routes))
+        for wrapper in wrappers:
+            paths.update(vars(wrapper).get("paths", {}))
+        return sorted(paths)
 
 
 def test_every_route_is_documented(docs_text: str):
