@@ -42,7 +42,7 @@ class Served:
     def output(self) -> str:
         return self.log.read_text()
 
-    def wait_ready(self, timeout: float = 30, status: int = 200) -> httpx.Response:
+    def wait_ready(self, timeout: float = 60, status: int = 200) -> httpx.Response:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
