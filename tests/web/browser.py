@@ -20,9 +20,13 @@ ARGS = [
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
-    """One headless Chromium for the session (skipped locally when not installed)."""
+    """One headless Chromium per test module (skipped locally when not installed).
+
+    Module scope, not session: Playwright's sync API keeps an event loop running in this
+    thread while it is open, and later tests that call ``asyncio.run`` must not see it.
+    """
     from playwright.sync_api import sync_playwright
 
     from tests.conftest import unavailable

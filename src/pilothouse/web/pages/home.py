@@ -1,6 +1,6 @@
 """The project home: requests, errors, latency, tokens and cost over a chosen period.
 
-Everything comes from the per-minute trace rollups (:func:`pilothouse.store.traces.rollup_rows`),
+Everything comes from the trace rollups (:func:`pilothouse.store.traces.rollup_rows`),
 never from raw spans, so the page costs the same with a thousand traces or a billion.
 """
 
@@ -29,17 +29,18 @@ SUMMED = ("count", "errors", "input_tokens", "output_tokens", "cost_usd", "durat
 TOP = 6
 
 
-def _totals(rows: Sequence[Any]) -> dict[str, Any]:
-    """Sums of the rollup rows, with error rate and latency percentiles."""
+def _totals(rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """Sums of rollup rows ``(bucket, value, count, errors, tokens in, tokens out, cost,
+    duration, *histogram)``, with error rate and latency percentiles."""
     out: dict[str, Any] = {name: 0 for name in SUMMED}
     histogram = [0] * len(store.LATENCY_COLUMNS)
     for row in rows:
-        for name in SUMMED:
+        for i, name in enumerate(SUMMED):
             # PostgreSQL sums BIGINT columns as NUMERIC (Decimal): normalise to int/float.
             kind = float if name in ("cost_usd", "duration_ms_sum") else int
-            out[name] += kind(row[name] or 0)
-        for i, column in enumerate(store.LATENCY_COLUMNS):
-            histogram[i] += int(row[column] or 0)
+            out[name] += kind(row[2 + i] or 0)
+        for i, count in enumerate(row[2 + len(SUMMED) :]):
+            histogram[i] += int(count or 0)
     out["error_rate"] = out["errors"] / out["count"] if out["count"] else None
     out["p50_ms"] = percentile(histogram, 0.5)
     out["p95_ms"] = percentile(histogram, 0.95)
@@ -47,11 +48,12 @@ def _totals(rows: Sequence[Any]) -> dict[str, Any]:
     return out
 
 
-def _top(rows: Sequence[Any]) -> list[tuple[str, float]]:
+def _top(rows: Sequence[Sequence[Any]]) -> list[tuple[str, float]]:
     """Groups (models, trace names) by cost, largest first."""
     cost: dict[str, float] = {}
+    at = 2 + SUMMED.index("cost_usd")
     for row in rows:
-        cost[row["value"]] = cost.get(row["value"], 0.0) + float(row["cost_usd"] or 0)
+        cost[row[1]] = cost.get(row[1], 0.0) + float(row[at] or 0)
     ranked = sorted(cost.items(), key=lambda kv: (-kv[1], kv[0]))
     return [(name or "(none)", value) for name, value in ranked[:TOP]]
 
@@ -65,10 +67,10 @@ def home(page: Page) -> Response:
     start_s = end_s - span_s
     with page.runtime.db.read() as conn:
         rows = store.rollup_rows(conn, page.project_id, "all", start_s, end_s, step)
-        models = store.rollup_rows(conn, page.project_id, "model", start_s, end_s, span_s)
+        models = store.rollup_rows(conn, page.project_id, "model", start_s, end_s, step)
         # Trace names, not users: a project has a few workflows but may have millions of users.
-        names = store.rollup_rows(conn, page.project_id, "name", start_s, end_s, span_s)
-    by_bucket = {int(r["bucket"]): _totals([r]) for r in rows}
+        names = store.rollup_rows(conn, page.project_id, "name", start_s, end_s, step)
+    by_bucket = {int(r[0]): _totals([r]) for r in rows}
     buckets = list(range(start_s, end_s, step))
     labels = [datetime.fromtimestamp(b, UTC).strftime(label) for b in buckets]
 
