@@ -30,6 +30,7 @@ from pilothouse.errors import BadRequest, NotFound
 from pilothouse.identity.access import Principal
 from pilothouse.prompts import model
 from pilothouse.prompts.registry import Actor, PromptRegistry
+from pilothouse.prompts.template import compile_prompt
 from pilothouse.runtime import Runtime
 from pilothouse.store import identity as identity_store
 from pilothouse.store import prompts as store
@@ -229,8 +230,6 @@ def _project(runtime: Runtime, caller: Principal, project_id: int | None, scope:
 
 
 def _version(row: Any, labels: dict[str, int], prompt_type: str) -> dict[str, Any]:
-    from pilothouse.prompts.template import compile_prompt
-
     out = {k: row[k] for k in Version.model_fields if k in row.keys()}  # noqa: SIM118
     out["labels"] = sorted(label for label, v in labels.items() if v == row["version"])
     compiled = compile_prompt(prompt_type, row["template"], row["template_format"])
@@ -317,6 +316,7 @@ def rollback_label(
 def list_labels(
     name: NameP, runtime: RuntimeDep, caller: Caller, project_id: ProjectQ = None
 ) -> Any:
+    """Labels with their version, previous version and who moved them last."""
     pid = _project(runtime, caller, project_id, "read")
     with runtime.db.read() as conn:
         prompt = store.get_prompt(conn, pid, _check(name))
