@@ -27,7 +27,7 @@ from pilothouse.runtime import Runtime
 from pilothouse.store import identity
 from pilothouse.store import traces as store
 from pilothouse.store.types import utcnow
-from pilothouse.tracing.summary import percentile
+from pilothouse.tracing.summary import percentiles
 
 router = APIRouter(tags=["traces"])
 
@@ -380,7 +380,7 @@ def aggregates(
         total = totals.setdefault(row[1], [0] * (len(row) - 2))
         for i, v in enumerate(row[2:]):
             total[i] += v or 0
-    return {
+    body = {
         "group_by": group_by,
         "interval_s": interval_s,
         "start_time": datetime.fromtimestamp(start_s, UTC),
@@ -388,25 +388,31 @@ def aggregates(
         "data": data,
         "totals": [_aggregate(v, t, None) for v, t in sorted(totals.items())],
     }
+    # Built to match Aggregates already: skip re-validating thousands of rows (dashboards
+    # poll this), orjson writes it directly.
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 def _aggregate(value: str, sums: Sequence[Any], bucket: int | None) -> dict[str, Any]:
     """One aggregate row from the sums of ``store.rollup_rows`` (count ... histogram)."""
-    count, errors, tokens_in, tokens_out, cost, duration = (v or 0 for v in sums[:6])
+    # PostgreSQL sums bigints as numeric (Decimal): make plain numbers for JSON.
+    count, errors, tokens_in, tokens_out = (int(v or 0) for v in sums[:4])
+    cost, duration = (float(v or 0) for v in sums[4:6])
     histogram = [int(v or 0) for v in sums[6:]]
     timed = sum(histogram)
+    p50, p95 = percentiles(histogram, (0.5, 0.95))
     return {
         "bucket": datetime.fromtimestamp(bucket, UTC) if bucket is not None else None,
         "value": value,
-        "count": int(count),
-        "errors": int(errors),
-        "error_rate": (int(errors) / count) if count else None,
-        "avg_ms": (float(duration) / timed) if timed else None,
-        "p50_ms": percentile(histogram, 0.5),
-        "p95_ms": percentile(histogram, 0.95),
-        "input_tokens": int(tokens_in),
-        "output_tokens": int(tokens_out),
-        "cost_usd": float(cost),
+        "count": count,
+        "errors": errors,
+        "error_rate": (errors / count) if count else None,
+        "avg_ms": (duration / timed) if timed else None,
+        "p50_ms": p50,
+        "p95_ms": p95,
+        "input_tokens": tokens_in,
+        "output_tokens": tokens_out,
+        "cost_usd": cost,
     }
 
 

@@ -54,18 +54,27 @@ def latency_bucket(ms: float) -> int:
 
 def percentile(histogram: list[int], q: float) -> float | None:
     """The ``q`` quantile (0..1) estimated from a latency histogram, in ms."""
+    return percentiles(histogram, (q,))[0]
+
+
+def percentiles(histogram: list[int], qs: tuple[float, ...]) -> list[float | None]:
+    """Several quantiles (ascending, 0..1) from one pass over a latency histogram, in ms."""
     total = sum(histogram)
     if total == 0:
-        return None
-    rank = q * total
+        return [None] * len(qs)
+    out: list[float | None] = []
+    ranks = [q * total for q in qs]
     seen = 0
     for i, count in enumerate(histogram):
-        if count and seen + count >= rank:
+        while count and ranks[len(out)] <= seen + count:
+            rank = ranks[len(out)]
             low = 0.0 if i == 0 else LATENCY_BOUNDS_MS[i - 1]
             high = LATENCY_BOUNDS_MS[i] if i < LATENCY_BUCKETS - 1 else low * LATENCY_RATIO
-            return low + (high - low) * ((rank - seen) / count)
+            out.append(low + (high - low) * ((rank - seen) / count))
+            if len(out) == len(qs):
+                return out
         seen += count
-    return LATENCY_BOUNDS_MS[-1]
+    return out + [LATENCY_BOUNDS_MS[-1]] * (len(qs) - len(out))
 
 
 def group_by_trace(spans: Iterable[Span]) -> dict[tuple[int, str], list[Span]]:
