@@ -154,11 +154,9 @@ def test_filter_traces_open_one_read_the_waterfall_and_add_a_score(
     traces = _seed(live_server)
     sign_in(tab, ADMIN_EMAIL, ADMIN_PASSWORD)
     expect(tab.get_by_text("Top models by cost")).to_be_visible()
-    screenshot(tab, "home")
 
     tab.get_by_role("navigation", name="Project").get_by_role("link", name="Traces").click()
     expect(tab.get_by_role("link", name="support_flow")).to_be_visible()
-    screenshot(tab, "traces")
     tab.get_by_label("Status").select_option("error")
     tab.get_by_role("button", name="Apply").click()
     expect(tab).to_have_url(re.compile(r"status=error"))
@@ -304,3 +302,23 @@ def test_compare_two_experiments(tab: Page, runtime: Runtime) -> None:
     expect(changed).to_have_count(2)
     expect(changed.first).to_contain_text("+1.000")  # "baseline" is right where "candidate" is not
     screenshot(tab, "experiments-compare")
+
+
+def test_screenshots_of_a_populated_project(tab: Page, runtime: Runtime) -> None:
+    """The home page and trace list of the `pilothouse demo` data, for reviewing the look."""
+    from pilothouse.web.demo import seed_traces
+
+    with runtime.db.write() as conn:
+        project = store.create_project(conn, 1, "support-bot")
+        admin = store.user_by_email(conn, ADMIN_EMAIL)
+        assert admin is not None
+        store.set_membership(conn, project["id"], admin["id"], "owner")
+    seed_traces(runtime, project["id"], 300)
+    sign_in(tab, ADMIN_EMAIL, ADMIN_PASSWORD)
+    tab.get_by_role("combobox", name="Project").select_option(str(project["id"]))
+    expect(tab).to_have_url(re.compile(rf"/projects/{project['id']}$"))
+    expect(tab.locator(".stat .value").first).not_to_have_text("0")
+    screenshot(tab, "home")
+    tab.get_by_role("navigation", name="Project").get_by_role("link", name="Traces").click()
+    expect(tab.locator("a.row-link")).to_have_count(50)
+    screenshot(tab, "traces")
