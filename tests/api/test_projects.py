@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from starlette.testclient import TestClient
 
 from tests.api.helpers import SUPERUSER, basic, make_user, walk
@@ -124,7 +126,8 @@ def test_pagination_walks_every_project_once(client: TestClient):
 
 
 def test_bad_cursor_is_a_400(client: TestClient):
-    for cursor in ("!!!", "bm90LWEtbnVtYmVy", "x"):
+    superscript_two = base64.urlsafe_b64encode("²".encode()).decode()  # isdigit(), not int()
+    for cursor in ("!!!", "bm90LWEtbnVtYmVy", "x", superscript_two):
         response = client.get("/api/projects", params={"cursor": cursor})
         assert response.status_code == 400, cursor
         assert response.json()["errors"][0]["path"] == "cursor"

@@ -67,6 +67,7 @@ def test_keys(run, database_url: str):
         "keys", "create", "--project", "nope", "--scope", "read", ok=False
     )
     assert "Invalid value" in run("keys", "create", "--project", "app", "--scope", "x", ok=False)
+    assert "Error: project '²' not found" in run("keys", "list", "--project", "²", ok=False)
 
 
 def test_users(run, database_url: str):

@@ -20,7 +20,7 @@ def _project_id(runtime: Runtime, project: str) -> int:
     with runtime.db.read() as conn:
         row = (
             store.get_project(conn, int(project))
-            if project.isdigit()
+            if project.isascii() and project.isdigit()
             else store.project_by_name(conn, project)
         )
     return int(row["id"])
@@ -252,7 +252,7 @@ def jobs_enqueue(ctx: click.Context, name: str, args: tuple[str, ...]) -> None:
         key, sep, value = arg.partition("=")
         if not sep:
             raise click.BadParameter(f"{arg!r} is not KEY=VALUE", param_hint="--arg")
-        kwargs[key] = int(value) if value.isdigit() else value
+        kwargs[key] = int(value) if value.isascii() and value.isdigit() else value
     with runtime_from(ctx) as runtime:
         click.echo(runtime.jobs.enqueue(name, **kwargs))
 
