@@ -7,7 +7,6 @@ label to point at another prompt's version. Versions are only ever inserted.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -380,13 +379,6 @@ def label_events(
 def last_move(conn: Connection, prompt_id: int, label: str) -> RowMapping | None:
     rows, _ = label_events(conn, prompt_id, label=label, limit=1)
     return rows[0] if rows else None
-
-
-def changed_since(conn: Connection, since: datetime) -> bool:
-    """Whether any prompt changed after ``since`` (cheap check for other processes' caches)."""
-    query = sa.select(sa.func.max(prompts.c.updated_at))
-    latest = conn.execute(query).scalar()
-    return latest is not None and latest > since
 
 
 __all__ = [
