@@ -120,3 +120,11 @@ def test_plugin_checks_override_builtins_and_failures_do_not_escape():
         "hi", {"input": [{"check": "broken", "action": "block", "options": {"fail_closed": True}}]}
     )
     assert closed.blocked
+
+
+def test_public_api() -> None:
+    import pilothouse.guardrails as guardrails
+
+    for name in guardrails.__all__:
+        assert hasattr(guardrails, name), name
+    assert {"check", "Vault", "Policy", "Check", "Finding", "Decision"} <= set(guardrails.__all__)
