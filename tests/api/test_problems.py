@@ -109,3 +109,14 @@ def test_errors_carry_retry_after():
     assert RateLimited("slow down", retry_after=0.2).headers() == {"Retry-After": "1"}
     assert Unavailable("later", retry_after=4.2).headers() == {"Retry-After": "5"}
     assert RateLimited("no hint").headers() == {}
+
+
+def test_non_finite_numbers_are_refused(client: TestClient):
+    for raw in (b"NaN", b"Infinity", b"-Infinity", b"1e999"):
+        response = client.post(
+            "/api/projects/1/keys",
+            content=b'{"name": "k", "scopes": ["read"], "limits": {"rpm": ' + raw + b"}}",
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code in (400, 422), (raw, response.text)
+        assert response.headers["content-type"] == PROBLEM

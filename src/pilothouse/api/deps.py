@@ -68,9 +68,10 @@ class Page(BaseModel, Generic[T]):
 
 
 class Strict(BaseModel):
-    """Request bodies: unknown fields are an error, not silently ignored."""
+    """Request bodies: unknown fields are an error, not silently ignored; numbers are finite
+    (NaN and Infinity are not JSON, and PostgreSQL's JSONB refuses them)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def encode_cursor(value: int | str | None) -> str | None:
