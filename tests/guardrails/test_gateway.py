@@ -144,6 +144,11 @@ def test_output_checks_redact_json_answers(make_gateway: GatewayFactory, tmp_pat
     recorded = sink.last().attributes["pilothouse.guardrails"]
     assert recorded["policy"] == "outonly"
     assert [d["where"] for d in recorded["decisions"]] == ["output"]
+    # Streams hold back enough text that a secret spread over chunks is redacted whole.
+    chunks = list(ask(gw.client(), "then password = hunter2hunter2 and done", stream=True))
+    pieces = [c.choices[0].delta.content or "" for c in chunks if c.choices]
+    assert "".join(pieces) == "then password = <CREDENTIAL_ASSIGNMENT_1> and done"
+    assert not any("hunter2" in p for p in pieces)
 
 
 def test_no_policy_means_no_guardrails(make_gateway: GatewayFactory) -> None:

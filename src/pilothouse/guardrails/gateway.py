@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from pilothouse.errors import GuardrailBlocked
 from pilothouse.guardrails.content import make_canary
 from pilothouse.guardrails.engine import Guardrails
-from pilothouse.guardrails.model import Decision, Where
+from pilothouse.guardrails.model import REWRITING, Decision, Where
 from pilothouse.guardrails.policy import Policy
-from pilothouse.guardrails.rewrite import StreamRestorer, Vault
+from pilothouse.guardrails.rewrite import StreamRestorer, Vault, resolve_overlaps, rewrite
 
 if TYPE_CHECKING:
     from pilothouse.gateway.call import Call
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 #: Chunks of streamed output checked together: a violation stops the stream within this many
 #: characters, and matches split across chunks are still seen.
 STREAM_WINDOW = 400
+#: Characters of streamed output held back when output rules redact (longer than most secrets).
+STREAM_HOLD = 120
 
 Slot = tuple[Any, Any, Where, str]  # container, key, where, path for errors
 
@@ -279,41 +281,76 @@ def _replace(response: dict[str, Any], container: dict[str, Any], key: str, text
     container[key] = text
 
 
+@dataclass
+class _StreamText:
+    """One streamed choice: text sent (its tail, for context) and text held back."""
+
+    restorer: StreamRestorer
+    tail: str = ""
+    held: str = ""
+
+
 def stream_filter(
     guard: Guardrails, policy: Policy, call: Call, vaults: Vaults
 ) -> Callable[[AsyncIterator[dict[str, Any]]], AsyncIterator[dict[str, Any]]]:
-    """Wrap a chunk stream: output checks over a sliding window, pseudonyms restored.
+    """Wrap a chunk stream: output checks over a sliding window, redaction, pseudonyms restored.
 
-    Each choice's text is checked as it grows (the last :data:`STREAM_WINDOW` characters plus
-    the new chunk), so a violation stops the stream within one window; a block raises
-    GuardrailBlocked, which the gateway sends as a final error event before ``[DONE]``.
+    Each choice's text is checked as it grows (the last :data:`STREAM_WINDOW` characters sent
+    plus the text not sent yet), so a violation split across chunks is still seen and a block
+    stops the stream within one window: GuardrailBlocked, which the gateway sends as a final
+    error event before ``[DONE]``. When output rules redact, the last :data:`STREAM_HOLD`
+    characters are held back so a secret being streamed is complete, and redacted, before any
+    of it is sent.
     """
     pending = vaults.pop(call.request_id) or Pending()
     vault = pending.vault
     policy = with_canaries(policy, pending.canaries)
     check_output = bool(policy.rules("output"))
+    hold = STREAM_HOLD if any(r.action in REWRITING for r in policy.output) else 0
+
+    def release(state: _StreamText, index: int, done: bool) -> str:
+        """Check the held text; return what may be sent now (redacted, not yet restored)."""
+        window = state.tail + state.held
+        decision = guard.check(window, policy, "output", None)
+        if decision.blocked:
+            _record(call, decision, f"choices[{index}].delta.content")
+            raise blocked(decision, f"choices[{index}].delta.content")
+        offset = len(state.tail)
+        cut = len(state.held) if done else max(0, len(state.held) - hold)
+        spans = [
+            replace(f, start=f.start - offset, end=f.end - offset)
+            for o in decision.outcomes
+            if o.action in REWRITING
+            for f in o.findings
+            if f.start >= offset
+        ]
+        for f in spans:
+            if f.start < cut < f.end:
+                cut = f.start  # never send part of a span that will be rewritten
+        inside = resolve_overlaps(f for f in spans if f.end <= cut)
+        raw = state.held[:cut]
+        state.held = state.held[cut:]
+        state.tail = (state.tail + raw)[-STREAM_WINDOW:]
+        return rewrite(raw, inside, vault, keep=set()) if inside else raw
 
     async def wrapped(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
-        tails: dict[int, str] = {}
-        restorers: dict[int, StreamRestorer] = {}
+        states: dict[int, _StreamText] = {}
         async for chunk in chunks:
             for choice in chunk.get("choices") or []:
                 if not isinstance(choice, dict):
                     continue
                 index = choice.get("index", 0)
                 holder, key = _delta_text(choice)
-                text = holder[key] if holder is not None else ""
-                if check_output and text:
-                    window = tails.get(index, "") + text
-                    decision = guard.check(window, policy, "output", None)
-                    if decision.blocked:
-                        _record(call, decision, f"choices[{index}].delta.content")
-                        raise blocked(decision, f"choices[{index}].delta.content")
-                    tails[index] = window[-STREAM_WINDOW:]
-                restorer = restorers.setdefault(index, StreamRestorer(vault))
-                out = restorer.feed(text) if text else ""
-                if choice.get("finish_reason"):
-                    out += restorer.flush()
+                state = states.setdefault(index, _StreamText(StreamRestorer(vault)))
+                state.held += holder[key] if holder is not None else ""
+                done = bool(choice.get("finish_reason"))
+                if check_output and state.held:
+                    ready = release(state, index, done)
+                else:
+                    ready, state.held = state.held, ""
+                out = state.restorer.feed(ready) if ready else ""
+                if done:
+                    out += state.restorer.flush()
                 if holder is not None:
                     holder[key] = out
                 elif out and isinstance(choice.setdefault("delta", {}), dict):
@@ -334,6 +371,7 @@ def _delta_text(choice: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
 
 __all__ = [
     "CANARY_LINE",
+    "STREAM_HOLD",
     "STREAM_WINDOW",
     "Pending",
     "Vaults",

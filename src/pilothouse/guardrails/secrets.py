@@ -196,7 +196,7 @@ GENERIC_RULES: tuple[Rule, ...] = (
     Rule(
         "CONNECTION_STRING_PASSWORD",
         _r(
-            r"(?i:(?:^|[;\s\"'])(?:password|pwd)\s*=\s*)([^;\s\"'][^;\"'\n]{0,80}?)(?=\s*(?:;|\"|'|$))",
+            r"(?i:(?:^|[;\s\"'])(?:password|pwd)\s*=\s*)([^;\s\"']{1,80})(?=\s*(?:;|\"|'|$))",
             re.M,
         ),
         0.9,
