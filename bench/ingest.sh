@@ -3,6 +3,8 @@
 # traces) against `pilothouse serve`, on SQLite and on PostgreSQL. Reports spans PERSISTED per
 # second: rows counted in the spans table after the run, divided by the load's wall time
 # (the server acknowledges only committed spans, so every acknowledged span is counted).
+# Also reports spans per CPU-second of the server process (user + system time from /proc), a
+# figure that depends less on what else the machine is running than wall-clock throughput.
 #
 # Usage: bench/ingest.sh [sqlite|postgres|both]   (env: SPANS=200000 BATCH=512 CONCURRENCY=4
 #        PG_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres SHARED=...)
@@ -32,6 +34,9 @@ with engine.connect() as conn:
 print(sa.engine.make_url(url).set(database=name).render_as_string(hide_password=False))
 EOF
 }
+cpu_seconds() {  # user + system CPU seconds of a process
+    awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
+}
 stop_server() {
     if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
     SERVER_PID=""
@@ -55,9 +60,11 @@ run() {  # run NAME DATABASE_URL
         curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && break
         sleep 0.2
     done
+    cpu_before=$(cpu_seconds "$SERVER_PID")
     out=$("$PY" "$SHARED/otlp_load.py" "http://127.0.0.1:$port/v1/traces" --spans "$SPANS" \
         --batch "$BATCH" --concurrency "$CONCURRENCY" --header "Authorization=Bearer $KEY")
     wall=$(echo "$out" | sed -E 's/.*wall=([0-9.]+)s.*/\1/')
+    cpu=$("$PY" -c "print(round($(cpu_seconds "$SERVER_PID") - $cpu_before, 2))")
     stop_server
     persisted=$("$PY" -c '
 import sys, sqlalchemy as sa
@@ -65,13 +72,13 @@ e = sa.create_engine(sys.argv[1])
 with e.connect() as c:
     print(c.exec_driver_sql("SELECT count(*) FROM spans").scalar())
 ' "$url")
-    echo "| $name | $SPANS | $BATCH x $CONCURRENCY | ${wall}s | $persisted | $("$PY" -c "print(round($persisted / $wall))") |"
+    echo "| $name | $SPANS | $BATCH x $CONCURRENCY | ${wall}s | $persisted | $("$PY" -c "print(round($persisted / $wall))") | ${cpu}s | $("$PY" -c "print(round($persisted / $cpu))") | $(cut -d' ' -f1 /proc/loadavg) |"
     echo "  load generator: $out" >&2
 }
 
 which=${1:-both}
-echo "| database | spans sent | batch x concurrency | wall | rows in spans | persisted spans/s |"
-echo "|---|---|---|---|---|---|"
+echo "| database | spans sent | batch x concurrency | wall | rows in spans | persisted spans/s | server CPU | spans per CPU-second | load average |"
+echo "|---|---|---|---|---|---|---|---|---|"
 if [ "$which" = sqlite ] || [ "$which" = both ]; then
     run sqlite "sqlite:///$WORK/sqlite/pilothouse.db"
 fi
