@@ -7,13 +7,15 @@
 # figure that depends less on what else the machine is running than wall-clock throughput.
 #
 # Usage: bench/ingest.sh [sqlite|postgres|both]   (env: SPANS=200000 BATCH=512 CONCURRENCY=4
-#        PG_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres SHARED=...)
+#        WORKERS=1 PG_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres SHARED=...)
+# WORKERS > 1 serves with that many processes (bench/ingest_server.py), each with its writer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-$(cd .. && pwd)/shared/bench}
 SPANS=${SPANS:-200000}
 BATCH=${BATCH:-512}
 CONCURRENCY=${CONCURRENCY:-4}
+WORKERS=${WORKERS:-1}
 PG_URL=${PG_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/postgres}
 PY=${PYTHON:-python}
 KEY="ph-bench-ingest-$(date +%s)"
@@ -34,8 +36,12 @@ with engine.connect() as conn:
 print(sa.engine.make_url(url).set(database=name).render_as_string(hide_password=False))
 EOF
 }
-cpu_seconds() {  # user + system CPU seconds of a process
-    awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
+cpu_seconds() {  # user + system CPU seconds of a process and its children (workers)
+    local total=0 pid
+    for pid in $1 $(pgrep -P "$1" || true); do
+        total=$(awk -v hz="$(getconf CLK_TCK)" -v t="$total" '{print t + ($14 + $15) / hz}' "/proc/$pid/stat")
+    done
+    echo "$total"
 }
 stop_server() {
     if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
@@ -53,13 +59,15 @@ run() {  # run NAME DATABASE_URL
     port=$(free_port)
     PILOTHOUSE_DATA_DIR="$WORK/$name" PILOTHOUSE_DATABASE_URL="$url" PILOTHOUSE_ADMIN_KEY="$KEY" \
         PILOTHOUSE_ADMIN_PASSWORD=bench-password PILOTHOUSE_WORKERS_INLINE=false \
-        PILOTHOUSE_LOG_LEVEL=warning PILOTHOUSE_PORT="$port" "$PY" -m pilothouse serve \
-        >"$WORK/$name.log" 2>&1 &
+        PILOTHOUSE_LOG_LEVEL=warning PILOTHOUSE_PORT="$port" \
+        $(if [ "$WORKERS" -gt 1 ]; then echo "$PY bench/ingest_server.py --port $port --workers $WORKERS";
+          else echo "$PY -m pilothouse serve"; fi) >"$WORK/$name.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 150); do
         curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && break
         sleep 0.2
     done
+    sleep 1  # every worker up
     cpu_before=$(cpu_seconds "$SERVER_PID")
     out=$("$PY" "$SHARED/otlp_load.py" "http://127.0.0.1:$port/v1/traces" --spans "$SPANS" \
         --batch "$BATCH" --concurrency "$CONCURRENCY" --header "Authorization=Bearer $KEY")
@@ -72,7 +80,7 @@ e = sa.create_engine(sys.argv[1])
 with e.connect() as c:
     print(c.exec_driver_sql("SELECT count(*) FROM spans").scalar())
 ' "$url")
-    echo "| $name | $SPANS | $BATCH x $CONCURRENCY | ${wall}s | $persisted | $("$PY" -c "print(round($persisted / $wall))") | ${cpu}s | $("$PY" -c "print(round($persisted / $cpu))") | $(cut -d' ' -f1 /proc/loadavg) |"
+    echo "| $name, $WORKERS process(es) | $SPANS | $BATCH x $CONCURRENCY | ${wall}s | $persisted | $("$PY" -c "print(round($persisted / $wall))") | ${cpu}s | $("$PY" -c "print(round($persisted / $cpu))") | $(cut -d' ' -f1 /proc/loadavg) |"
     echo "  load generator: $out" >&2
 }
 
