@@ -120,3 +120,11 @@ def test_non_finite_numbers_are_refused(client: TestClient):
         )
         assert response.status_code in (400, 422), (raw, response.text)
         assert response.headers["content-type"] == PROBLEM
+
+    nested = client.post(
+        "/api/jobs",
+        content=b'{"name": "ping", "args": {"fail_times": [1, NaN]}}',
+        headers={"content-type": "application/json"},
+    )
+    body = _problem(nested, 422)
+    assert "args.fail_times.1 is not a finite number" in body["detail"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Generic, TypeVar
+import math
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query, Request
 from fastapi.security import (
@@ -13,7 +14,7 @@ from fastapi.security import (
     HTTPBasicCredentials,
     HTTPBearer,
 )
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from pilothouse.errors import BadRequest, Unauthorized
 from pilothouse.identity.access import Principal, user_principal
@@ -72,6 +73,34 @@ class Strict(BaseModel):
     (NaN and Infinity are not JSON, and PostgreSQL's JSONB refuses them)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite_numbers_only(cls, data: Any) -> Any:
+        # allow_inf_nan covers float fields; this covers free-form JSON (dict[str, Any]).
+        where = _non_finite(data, "")
+        if where is not None:
+            raise ValueError(
+                f"{where or 'value'} is not a finite number (NaN and Infinity are not JSON)"
+            )
+        return data
+
+
+def _non_finite(value: Any, path: str) -> str | None:
+    """The path of the first NaN or infinite number in ``value``, or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def encode_cursor(value: int | str | None) -> str | None:
