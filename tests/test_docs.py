@@ -100,3 +100,9 @@ def test_readme_gives_the_two_commands():
     assert "pip install -e .\npilothouse serve" in readme
     assert "./scripts/test" in readme
     assert (ROOT / "scripts" / "test").stat().st_mode & 0o111
+
+
+def test_index_links_every_page():
+    index = (ROOT / "docs" / "index.md").read_text()
+    pages = sorted(p.name for p in (ROOT / "docs").glob("*.md") if p.name != "index.md")
+    assert [p for p in pages if f"]({p})" not in index] == []
