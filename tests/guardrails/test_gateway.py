@@ -63,6 +63,20 @@ def test_pseudonymized_input_is_restored_in_the_json_answer(guarded: Any) -> Non
     assert EMAIL not in orjson.dumps(recorded).decode()
 
 
+def test_earlier_turns_are_pseudonymized_consistently(guarded: Any) -> None:
+    sink = SpanSink()
+    guarded.runtime.traces = sink
+    messages = [
+        {"role": "user", "content": f"I am Ada, {EMAIL}"},
+        {"role": "assistant", "content": f"Hello Ada, I noted {EMAIL}."},
+        {"role": "user", "content": f"Is {EMAIL} right?"},
+    ]
+    answer = guarded.client().chat.completions.create(model="mock/echo", messages=messages)
+    assert answer.choices[0].message.content == f"Is {EMAIL} right?"
+    seen = orjson.dumps(sink.last().input).decode()
+    assert EMAIL not in seen and seen.count("<EMAIL_1>") == 3
+
+
 def test_pseudonymized_input_is_restored_in_a_streamed_answer(guarded: Any) -> None:
     chunks = list(ask(guarded.client(), f"write to {EMAIL} today", stream=True))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)

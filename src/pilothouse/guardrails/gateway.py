@@ -1,9 +1,10 @@
 """Guardrails in the gateway: check each call's input before routing and its answer after.
 
-Texts are taken from the OpenAI-shaped body: user messages (and legacy ``prompt`` / embeddings
-``input``) are ``input``; ``tool`` and ``function`` messages (retrieved or tool content) are
-``context``; system and assistant turns are trusted. Pseudonyms live in a per-request vault kept
-in memory only (bounded), and are restored in the answer, JSON or streamed.
+Texts are taken from the OpenAI-shaped body: user and earlier assistant messages (and legacy
+``prompt`` / embeddings ``input``) are ``input``; ``tool`` and ``function`` messages (retrieved
+or tool content) are ``context``; system messages are trusted. Pseudonyms live in a
+per-request vault kept in memory only (bounded), and are restored in the answer, JSON or
+streamed.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ def _text_slots(body: dict[str, Any]) -> Iterator[Slot]:
             role = message.get("role")
             if role in ("tool", "function"):
                 where: Where = "context"
-            elif role == "user":
+            elif role in ("user", "assistant"):
+                # Earlier assistant turns come back from the client with restored values, so
+                # they are checked (and pseudonymized) like the user's own text.
                 where = "input"
             else:
                 continue
