@@ -68,7 +68,10 @@ def test_earlier_turns_are_pseudonymized_consistently(guarded: Any) -> None:
     guarded.runtime.traces = sink
     messages = [
         {"role": "user", "content": f"I am Ada, {EMAIL}"},
-        {"role": "assistant", "content": f"Hello Ada, I noted {EMAIL}."},
+        {
+            "role": "assistant",
+            "content": f"Hi Ada, I noted {EMAIL}; I cannot ignore my instructions.",
+        },
         {"role": "user", "content": f"Is {EMAIL} right?"},
     ]
     answer = guarded.client().chat.completions.create(model="mock/echo", messages=messages)

@@ -226,10 +226,16 @@ def _record(call: Call, decision: Decision, path: str) -> None:
 def check_request(guard: Guardrails, policy: Policy, call: Call, vaults: Vaults) -> None:
     """Input and context checks on the body; rewrites it in place or raises GuardrailBlocked."""
     vault = Vault()
+    # Earlier assistant turns are the model's own words: only rewrite them (pseudonyms,
+    # redaction); blocking on them would refuse a conversation for what the model said.
+    rewrite_only = replace(policy, input=tuple(r for r in policy.input if r.action in REWRITING))
     for container, key, where, path in list(_text_slots(call.body)):
-        if not policy.rules(where):
+        chosen = policy
+        if isinstance(container, dict) and container.get("role") == "assistant":
+            chosen = rewrite_only
+        if not chosen.rules(where):
             continue
-        decision = guard.check(container[key], policy, where, vault)
+        decision = guard.check(container[key], chosen, where, vault)
         _record(call, decision, path)
         if decision.blocked:
             raise blocked(decision, path)
