@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from pilothouse.errors import Unavailable
+from pilothouse.errors import BadRequest, Unavailable
 from pilothouse.runtime import Runtime
 from pilothouse.settings import Settings
 from pilothouse.store import Database, migrate
@@ -253,3 +253,23 @@ def test_retention_job_deletes_old_traces_with_their_spans_scores_and_rollups(ru
         buckets = conn.execute(sa.select(store.trace_rollups.c.bucket_s)).scalars().all()
     assert buckets and min(buckets) >= (now_ns // 1_000_000_000) - 31 * 86400
     assert runtime.jobs.specs["tracing.retention"].schedule == "17 * * * *"
+
+
+async def test_a_span_that_cannot_be_stored_fails_only_its_own_producer(
+    runtime: Runtime, writer: TraceWriter
+):
+    bad = spans(1)
+    bad[0].input_tokens = 10**30  # beyond BIGINT: the database refuses it
+    good = spans(2)
+    writer.start()
+    with database_locked(runtime.db):
+        first = asyncio.ensure_future(writer.write(spans(1)))  # keeps the writer waiting
+        await asyncio.to_thread(wait_for, lambda: writer._busy == 1)
+        both = [asyncio.ensure_future(writer.write(bad)), asyncio.ensure_future(writer.write(good))]
+        await asyncio.to_thread(wait_for, lambda: writer.pending == 4)  # one batch
+    await first
+    failed, ok = await asyncio.gather(*both, return_exceptions=True)
+    assert ok is None
+    assert isinstance(failed, BadRequest)
+    assert stored(runtime.db) == 3
+    assert writer._thread is not None and writer._thread.is_alive()

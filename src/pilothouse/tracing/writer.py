@@ -29,7 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError, StatementError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    SQLAlchemyError,
+    StatementError,
+)
 
 from pilothouse.errors import BadRequest, PilothouseError, Unavailable
 from pilothouse.settings import Settings
@@ -291,7 +297,7 @@ class TraceWriter:
         everything = [s for spans, _ in groups for s in spans] + loose
         try:
             self.commit(everything)
-        except (SQLAlchemyError, OSError, ValueError, TypeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - the writer thread must outlive any bad span
             if len(groups) > 1 and _is_bad_data(exc):
                 # One producer's bad data must not fail the others: write each on its own.
                 for spans, done in groups:
@@ -376,18 +382,22 @@ class TraceWriter:
                     return replayed  # live traffic first
             try:
                 spans = [Span(**orjson.loads(line)) for line in path.read_bytes().splitlines()]
+            except FileNotFoundError:
+                continue  # another process replayed it first
             except (OSError, ValueError, TypeError) as exc:
                 log.error("unreadable spill file %s (%s); renamed to .bad", path, exc)
-                path.rename(path.with_suffix(".bad"))
+                with contextlib.suppress(FileNotFoundError):
+                    path.rename(path.with_suffix(".bad"))
                 continue
             try:
                 self.commit(spans)
-            except (SQLAlchemyError, OSError, ValueError, TypeError) as exc:
+            except Exception as exc:  # noqa: BLE001 - a bad file must not stop the replay
                 if not _is_bad_data(exc):
                     log.warning("replay of %s failed, will retry: %s", path, exc)
                     return replayed
                 log.error("spill file %s cannot be stored (%s); renamed to .bad", path, exc)
-                path.rename(path.with_suffix(".bad"))
+                with contextlib.suppress(FileNotFoundError):
+                    path.rename(path.with_suffix(".bad"))
                 continue
             path.unlink(missing_ok=True)
             self.stats["replayed"] += len(spans)
@@ -397,9 +407,13 @@ class TraceWriter:
 
 def _is_bad_data(exc: BaseException) -> bool:
     """True when the spans themselves cannot be stored (as opposed to the database failing)."""
-    if isinstance(exc, StatementError) and exc.orig is not None:
-        exc = exc.orig if not isinstance(exc, DataError | IntegrityError) else exc
-    return isinstance(exc, DataError | IntegrityError | ValueError | TypeError)
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return False  # the database failed (down, locked, missing table...): retry later
+    if isinstance(exc, StatementError):  # a value could not be bound, e.g. a bad type
+        return exc.orig is not None and _is_bad_data(exc.orig)
+    return not isinstance(exc, SQLAlchemyError | OSError)
 
 
 def _as_client_error(exc: BaseException) -> PilothouseError:
