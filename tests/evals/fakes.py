@@ -11,6 +11,7 @@ different, reproducible answers:
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,9 @@ CAPITALS = {
 class FakeModel:
     judge_answers: list[str] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    delay: float = 0.0
+    in_flight: int = 0
+    most_in_flight: int = 0
 
     def answer(self, body: dict[str, Any]) -> str:
         messages = body.get("messages") or []
@@ -66,6 +70,12 @@ class FakeModel:
                 break
         body = json.loads(raw or b"{}")
         self.requests.append(body)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
         text = self.answer(body)
         doc = {
             "id": "chatcmpl-fake",

@@ -84,9 +84,9 @@ def test_two_reviewers_annotate_and_agreement_is_reported(runtime: Runtime):
         seen: dict[int, list[int]] = {0: [], 1: []}
         # Reviewers take turns until neither has anything left (an item the other holds
         # becomes available once it is annotated).
-        for who, client in ((0, first), (1, second), (0, first)):
+        for who, reviewer in ((0, first), (1, second), (0, first)):
             while True:
-                claimed = client.post(f"/api/annotation-queues/{qid}/claim")
+                claimed = reviewer.post(f"/api/annotation-queues/{qid}/claim")
                 if claimed.status_code == 204:
                     break
                 item = claimed.json()
@@ -96,7 +96,7 @@ def test_two_reviewers_annotate_and_agreement_is_reported(runtime: Runtime):
                 else:
                     assert item["trace"]["output"] is not None
                 helpful = verdicts.get(index, (True, True))[who]
-                answer = client.post(
+                answer = reviewer.post(
                     f"/api/annotation-queues/{qid}/items/{item['id']}/annotations",
                     json={"scores": {"helpful": helpful, "quality": 4, "tone": "ok"}},
                 )

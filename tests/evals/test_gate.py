@@ -124,6 +124,21 @@ def test_config_errors_exit_2(
     result = _run(database_url, gateway_file, str(missing))
     assert result.exit_code == 2, result.output
     assert _run(database_url, gateway_file, str(tmp_path / "absent.yaml")).exit_code == 2
+    unreachable = tmp_path / "unreachable.yaml"
+    (tmp_path / "one.jsonl").write_text('{"input": "hi", "expected": "hi"}\n')
+    unreachable.write_text(
+        yaml.safe_dump(
+            {
+                "dataset": {"name": "one", "file": "one.jsonl"},
+                "targets": [{"name": "A", "model": "no-such-model"}],
+                "evaluators": ["equals"],
+                "config": {"retries": 0},
+            }
+        )
+    )
+    result = _run(database_url, gateway_file, str(unreachable))
+    assert result.exit_code == 2, result.output
+    assert "target 'A' failed on every item: NotFound" in result.output
 
 
 def test_ephemeral_store_runs_without_a_server_or_database(tmp_path: Path, gateway_file: Path):

@@ -89,3 +89,25 @@ def test_judge_retries_then_reports_a_clear_error_never_nan(
     # The rubric is a versioned prompt: an edit makes version 2 and later judges use it.
     rubric = registry_of(runtime).resolve(1, "eval-rubric-correctness")
     assert rubric.version == 1 and "Reference answer" in rubric.template[1]["content"]
+
+
+def test_judge_calls_respect_the_experiment_concurrency(
+    eval_runtime: Runtime, fake_model: tuple[FakeModel, str]
+):
+    model, _ = fake_model
+    model.delay = 0.05
+    model.judge_answers = ['{"score": 4, "reason": "ok"}'] * 12
+    runtime = eval_runtime
+    items = [{"country": f"c{i}", "expected": "x"} for i in range(12)]
+    datasets_of(runtime).create(1, "busy", items=items)
+    row = experiments.create(
+        runtime,
+        1,
+        dataset="busy",
+        target={"type": "python", "function": "tests.evals.targets:slow_echo"},
+        evaluators=[{"type": "llm-judge", "model": "judge"}],
+        config={"concurrency": 3},
+    )
+    summary = experiments.run_sync(runtime, row["id"])
+    assert summary["evaluators"]["llm-judge"]["n"] == 12
+    assert 1 < model.most_in_flight <= 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from typing import Any
 
 from starlette.testclient import TestClient
 
@@ -43,7 +44,7 @@ def _traces(runtime: Runtime, outputs: list[str], tags: list[str]) -> list[str]:
     return ids
 
 
-def _online_scores(runtime: Runtime, ids: list[str]) -> list[dict]:
+def _online_scores(runtime: Runtime, ids: list[str]) -> list[dict[str, Any]]:
     with runtime.db.read() as conn:
         rows = trace_store.scores_of(conn, 1, ids)
     return [dict(r) for r in rows if r["source"] == "online"]

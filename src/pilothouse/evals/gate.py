@@ -207,12 +207,26 @@ def run(
                 created_by="pilothouse eval run",
             )
             outcome.experiments[name] = row["id"]
-            outcome.summaries[name] = experiments.run_sync(runtime, row["id"], progress(name))
+            summary = experiments.run_sync(runtime, row["id"], progress(name))
+            outcome.summaries[name] = summary
+            if summary["results"] and summary["target_errors"] == summary["results"]:
+                # Not a quality verdict: the target cannot be reached or run at all.
+                raise GateError(
+                    f"target {name!r} failed on every item: {_first_error(runtime, row['id'])}"
+                )
     except PilothouseError as exc:
         raise GateError(exc.detail) from None
     for threshold in doc.get("thresholds") or []:
         outcome.checks.extend(_check(runtime, outcome, threshold))
     return outcome
+
+
+def _first_error(runtime: Runtime, experiment_id: int) -> str:
+    from pilothouse.store import evals as store
+
+    with runtime.db.read() as conn:
+        rows = store.results_of(conn, experiment_id)
+    return next((str(r["error"]) for r in rows if r["error"]), "")
 
 
 def _check(runtime: Runtime, outcome: Outcome, threshold: dict[str, Any]) -> list[Check]:
