@@ -135,7 +135,12 @@ def _project(runtime: Runtime, doc: dict[str, Any]) -> int:
 
     name = doc.get("project", "default")
     with runtime.db.read() as conn:
-        return int(identity.project_by_name(conn, str(name))["id"])
+        try:
+            return int(identity.project_by_name(conn, str(name))["id"])
+        except PilothouseError as exc:
+            raise GateError(
+                f"{exc.detail} in this store: start the server once, or run with --ephemeral"
+            ) from None
 
 
 def _prepare(runtime: Runtime, project_id: int, doc: dict[str, Any]) -> None:
