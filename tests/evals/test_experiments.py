@@ -126,7 +126,16 @@ def test_api_job_results_and_compare(eval_runtime: Runtime):
         assert got["status"] == "completed" and got["dataset_version"] == 1
         assert got["summary"]["evaluators"]["equals"]["pass_rate"] == 0.0
         results = c.get(f"/api/experiments/{experiment_id}/results").json()["results"]
-        assert [r["key"] for r in results] == ["France", "Japan", "Italy", "Spain"]
+        assert sorted(r["key"] for r in results) == ["France", "Italy", "Japan", "Spain"]
+        page = c.get(f"/api/experiments/{experiment_id}/results", params={"limit": 3}).json()
+        assert len(page["results"]) == 3 and page["next_cursor"]
+        rest = c.get(
+            f"/api/experiments/{experiment_id}/results",
+            params={"limit": 3, "cursor": page["next_cursor"]},
+        ).json()
+        assert len(rest["results"]) == 1 and rest["next_cursor"] is None
+        resumed = c.post(f"/api/experiments/{experiment_id}/resume")
+        assert resumed.status_code == 202 and resumed.json()["job_id"]
         refused = c.post(
             "/api/experiments",
             json={**body, "target": {"type": "python", "function": "os:getcwd"}},

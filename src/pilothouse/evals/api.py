@@ -327,19 +327,42 @@ def get_experiment(experiment_id: ExperimentId, runtime: RuntimeDep, caller: Cal
 
 @router.get("/api/experiments/{experiment_id}/results")
 def experiment_results(
-    experiment_id: ExperimentId, runtime: RuntimeDep, caller: Caller
+    experiment_id: ExperimentId,
+    runtime: RuntimeDep,
+    caller: Caller,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    cursor: Annotated[int | None, Query(ge=0, le=2**62, description="next_cursor")] = None,
 ) -> dict[str, Any]:
-    """Per-item outputs, scores and trace ids."""
+    """Per-item outputs, scores and trace ids, a page at a time (in the order stored)."""
     _experiment(runtime, caller, experiment_id)
-    keys = experiments.keys_of(runtime, experiment_id)
     with runtime.db.read() as conn:
-        rows = store.results_of(conn, experiment_id)
+        rows = store.results_of(conn, experiment_id, after_id=cursor, limit=limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = store.items_by_id(conn, sorted({r["item_id"] for r in rows}))
     return {
         "results": [
-            {**{k: v for k, v in dict(r).items() if k != "created_at"}, "key": keys[r["item_id"]]}
+            {
+                **{k: v for k, v in dict(r).items() if k != "created_at"},
+                "key": items[r["item_id"]]["key"],
+            }
             for r in rows
-        ]
+        ],
+        "next_cursor": rows[-1]["id"] if more else None,
     }
+
+
+@router.post("/api/experiments/{experiment_id}/resume", status_code=202)
+def resume_experiment(
+    experiment_id: ExperimentId, runtime: RuntimeDep, caller: Caller
+) -> dict[str, Any]:
+    """Run what an interrupted experiment has not stored yet (job ``evals.run_experiment``)."""
+    row = _experiment(runtime, caller, experiment_id)
+    project_of(runtime, caller, row["project_id"], "write")
+    job_id = runtime.jobs.enqueue(
+        "evals.run_experiment", project_id=row["project_id"], experiment_id=experiment_id
+    )
+    return {"experiment_id": experiment_id, "job_id": job_id}
 
 
 # --- promotion --------------------------------------------------------------------------------

@@ -374,13 +374,16 @@ def insert_result(conn: Connection, **values: Any) -> bool:
     return True
 
 
-def results_of(conn: Connection, experiment_id: int) -> list[RowMapping]:
+def results_of(
+    conn: Connection, experiment_id: int, *, after_id: int | None = None, limit: int | None = None
+) -> list[RowMapping]:
+    """Results in item order; ``after_id``/``limit`` page by result id."""
     r = experiment_results.c
-    query = (
-        sa.select(experiment_results)
-        .where(r.experiment_id == experiment_id)
-        .order_by(r.item_id, r.repeat)
-    )
+    query = sa.select(experiment_results).where(r.experiment_id == experiment_id)
+    if after_id is not None or limit is not None:
+        query = query.where(r.id > (after_id or 0)).order_by(r.id).limit(limit)
+    else:
+        query = query.order_by(r.item_id, r.repeat)
     return list(conn.execute(query).mappings())
 
 
