@@ -506,8 +506,8 @@ def update_online_rule(
     """Enable or disable a rule, or change its rate, limit or cost cap."""
     _rule(runtime, caller, rule_id, "write")
     changes = body.model_dump(exclude_unset=True)
-    if changes.get("enabled") is None:
-        changes.pop("enabled", None)
+    # null clears the cost cap; for the other fields it means "unchanged"
+    changes = {k: v for k, v in changes.items() if v is not None or k == "cost_cap_usd"}
     with runtime.db.write() as conn:
         if changes:
             store.update_rule(conn, rule_id, **changes)

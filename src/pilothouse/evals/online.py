@@ -44,6 +44,15 @@ def check_rule(runtime: Runtime, body: dict[str, Any]) -> dict[str, Any]:
     where = body.get("filter") or {}
     if not isinstance(where, dict) or set(where) - FILTER_FIELDS:
         raise BadRequest(f"filter: known fields are {sorted(FILTER_FIELDS)}", param="filter")
+    for key, value in where.items():
+        if key == "tags":
+            ok = isinstance(value, list) and all(isinstance(t, str) for t in value)
+        elif key.startswith(("min_", "max_")):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            raise BadRequest(f"filter.{key}: wrong type", param="filter")
     specs = evaluators_of(runtime).specs(body.get("evaluators"))
     if any(s.evaluator.kind == "custom" for s in specs):
         raise BadRequest(
