@@ -149,6 +149,7 @@ def main() -> None:
                 "trace list, status = error": "/projects/1/traces?status=error",
                 "trace list, one user": "/projects/1/traces?user_id=user-42&range=all",
                 "trace list, sorted by latency": "/projects/1/traces?sort=latency",
+                "trace list, text search in input/output": "/projects/1/traces?q=number+4242",
                 "trace detail (4 spans)": one[1],
                 "home dashboard, 24h": "/projects/1?range=24h",
                 "home dashboard, 30d": "/projects/1?range=30d",
