@@ -78,7 +78,7 @@ def command_paths() -> list[str]:
     """Every command path, e.g. ``pilothouse keys create`` (plugin commands included)."""
     from pilothouse.cli import cli
 
-    root = click.Context(cli, info_name="pilothouse")
+    root = click.Context(cli, info_name="pilothouse", **cli.context_settings)
     return [ctx.command_path for _, ctx in _commands(cli, root)]
 
 
@@ -86,7 +86,7 @@ def cli_block() -> str:
     from pilothouse.cli import cli
 
     out: list[str] = []
-    root = click.Context(cli, info_name="pilothouse")
+    root = click.Context(cli, info_name="pilothouse", **cli.context_settings)
     for command, ctx in _commands(cli, root):
         depth = ctx.command_path.count(" ")
         out.append(f"{'#' * min(2 + depth, 4)} `{ctx.command_path}`")

@@ -11,11 +11,11 @@ from pilothouse import hookspecs
 #: Built-in features, loaded through the same hooks as third-party plugins.
 DEFAULT_PLUGINS = (
     "pilothouse.jobs.builtin",
+    "pilothouse.web.plugin",
     "pilothouse.gateway.plugin",
     "pilothouse.gateway.metrics_plugin",
-    "pilothouse.web.plugin",
-    "pilothouse.tracing.plugin",
     "pilothouse.prompts.plugin",
+    "pilothouse.tracing.plugin",
     "pilothouse.guardrails.plugin",
     "pilothouse.evals.builtin",
     "pilothouse.evals.plugin",

@@ -134,6 +134,11 @@ class Settings:
     gateway_cache_max_entries: int = setting(
         10_000, "Most responses kept by the memory cache (least recently used go first)."
     )
+    prompts_cache_ttl: float = setting(
+        10.0,
+        "Seconds a resolved prompt (name@label) stays cached in memory; changes made in the "
+        "same process apply at once, in other processes within this time.",
+    )
     gateway_config: str = setting(
         "",
         "Path of the gateway configuration (pilothouse.yaml: models, deployments, router). "
@@ -153,11 +158,6 @@ class Settings:
         "Outbound HTTP client of the gateway: pooled (built-in HTTP/1.1 keep-alive pool, "
         "fastest) or aiohttp.",
         choices=("pooled", "aiohttp"),
-    )
-    prompts_cache_ttl: float = setting(
-        10.0,
-        "Seconds a resolved prompt (name@label) stays cached in memory; changes made in the "
-        "same process apply at once, in other processes within this time.",
     )
     metrics_token: str = setting(
         "",
