@@ -374,7 +374,7 @@ def test_users_name_the_project(client: TestClient):
     user = {"Authorization": f"Basic {token}"}
     missing = client.get("/api/prompts", headers=user)
     assert missing.status_code == 400
-    assert missing.json()["errors"][0]["path"] == "project_id"
+    assert missing.json()["errors"][0]["path"] == "query.project_id"
     created = client.post(
         "/api/prompts?project_id=1",
         json={"name": "by-user", "type": "text", "template": "x"},

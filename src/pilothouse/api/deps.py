@@ -129,3 +129,28 @@ def int_cursor(cursor: str | None) -> int | None:
 
 LimitQ = Annotated[int, Query(ge=1, le=500, description="Page size")]
 CursorQ = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
+
+
+ProjectQ = Annotated[
+    int | None, Query(ge=1, le=2**62, description="Project; defaults to the API key's own")
+]
+
+
+def project_of(runtime: Runtime, caller: Principal, project_id: int | None, scope: str) -> int:
+    """The project a call is about: ``project_id`` or the key's own, checked for ``scope``.
+
+    A user with access to exactly one project may leave ``project_id`` out.
+    """
+    chosen = project_id or caller.project_id
+    if chosen is None:
+        visible = caller.visible_projects()
+        if visible is not None and len(visible) == 1:
+            chosen = next(iter(visible))
+        else:
+            raise BadRequest("project_id is required", param="query.project_id")
+    if not caller.can(scope, chosen):
+        # Organization administrators hold no per-project grants: look the organization up.
+        with runtime.db.read() as conn:
+            org_id = store.get_project(conn, chosen)["org_id"]
+        caller.require(scope, chosen, org_id)
+    return chosen

@@ -18,7 +18,7 @@ from pilothouse.api.deps import (
     encode_cursor,
     int_cursor,
 )
-from pilothouse.api.projects import Id, Name, _load
+from pilothouse.api.projects import Id, Name, load_project
 from pilothouse.errors import BadRequest, NotFound
 from pilothouse.store import identity as store
 from pilothouse.store.types import utcnow
@@ -64,7 +64,7 @@ def list_keys(
     project_id: Id, runtime: RuntimeDep, caller: Caller, limit: LimitQ = 50, cursor: CursorQ = None
 ) -> Any:
     """Keys of the project, oldest first (prefixes only; needs `admin`)."""
-    _load(runtime, caller, project_id, "admin")
+    load_project(runtime, caller, project_id, "admin")
     t = store.api_keys
     with runtime.db.read() as conn:
         rows, nxt = store.page(
@@ -76,7 +76,7 @@ def list_keys(
 @router.post("/api/projects/{project_id}/keys", response_model=NewKey, status_code=201)
 def create_key(project_id: Id, body: KeyCreate, runtime: RuntimeDep, caller: Caller) -> Any:
     """Create a key. The response holds the key itself; it is never shown again."""
-    _load(runtime, caller, project_id, "admin")
+    load_project(runtime, caller, project_id, "admin")
     if body.expires_at is not None and body.expires_in_days is not None:
         raise BadRequest("give expires_at or expires_in_days, not both", param="body.expires_at")
     expires_at = body.expires_at
@@ -108,13 +108,13 @@ def _owned_key(runtime: RuntimeDep, project_id: int, key_id: int) -> Any:
 @router.get("/api/projects/{project_id}/keys/{key_id}", response_model=Key)
 def get_key(project_id: Id, key_id: Id, runtime: RuntimeDep, caller: Caller) -> Any:
     """One key of the project (its prefix, never the key)."""
-    _load(runtime, caller, project_id, "admin")
+    load_project(runtime, caller, project_id, "admin")
     return _key(_owned_key(runtime, project_id, key_id))
 
 
 @router.delete("/api/projects/{project_id}/keys/{key_id}", response_model=Key)
 def revoke_key(project_id: Id, key_id: Id, runtime: RuntimeDep, caller: Caller) -> Any:
     """Revoke a key; it stops working at once."""
-    _load(runtime, caller, project_id, "admin")
+    load_project(runtime, caller, project_id, "admin")
     _owned_key(runtime, project_id, key_id)
     return _key(runtime.keys.revoke(key_id))

@@ -145,7 +145,8 @@ def create_project(body: ProjectCreate, runtime: RuntimeDep, caller: Caller) -> 
     return _project(row)
 
 
-def _load(runtime: RuntimeDep, caller: Caller, project_id: int, scope: str) -> Any:
+def load_project(runtime: RuntimeDep, caller: Caller, project_id: int, scope: str) -> Any:
+    """The project row, once the caller is checked for ``scope`` on it."""
     with runtime.db.read() as conn:
         row = store.get_project(conn, project_id)
     caller.require(scope, project_id, row["org_id"])
@@ -155,13 +156,13 @@ def _load(runtime: RuntimeDep, caller: Caller, project_id: int, scope: str) -> A
 @router.get("/api/projects/{project_id}", response_model=Project)
 def get_project(project_id: Id, runtime: RuntimeDep, caller: Caller) -> Any:
     """One project."""
-    return _project(_load(runtime, caller, project_id, "read"))
+    return _project(load_project(runtime, caller, project_id, "read"))
 
 
 @router.patch("/api/projects/{project_id}", response_model=Project)
 def update_project(project_id: Id, body: ProjectUpdate, runtime: RuntimeDep, caller: Caller) -> Any:
     """Rename a project or change its retention."""
-    _load(runtime, caller, project_id, "admin")
+    load_project(runtime, caller, project_id, "admin")
     values = body.model_dump(exclude_unset=True)
     if values.get("name", "") is None:
         raise BadRequest("name cannot be null", param="body.name")
@@ -172,7 +173,7 @@ def update_project(project_id: Id, body: ProjectUpdate, runtime: RuntimeDep, cal
 @router.delete("/api/projects/{project_id}", status_code=204)
 def delete_project(project_id: Id, runtime: RuntimeDep, caller: Caller) -> Response:
     """Delete a project and everything in it (owners and organization admins)."""
-    row = _load(runtime, caller, project_id, "read")
+    row = load_project(runtime, caller, project_id, "read")
     if caller.roles.get(project_id) != "owner":
         caller.require_org_admin(row["org_id"])
     with runtime.db.write() as conn:
@@ -186,7 +187,7 @@ def list_members(
     project_id: Id, runtime: RuntimeDep, caller: Caller, limit: LimitQ = 50, cursor: CursorQ = None
 ) -> Any:
     """Members of the project and their roles."""
-    _load(runtime, caller, project_id, "read")
+    load_project(runtime, caller, project_id, "read")
     t = store.memberships
     with runtime.db.read() as conn:
         rows, nxt = store.page(
@@ -200,7 +201,7 @@ def set_member(
     project_id: Id, user_id: Id, body: MemberSet, runtime: RuntimeDep, caller: Caller
 ) -> Any:
     """Give a user a role on the project (creates or changes the membership)."""
-    _load(runtime, caller, project_id, "admin")
+    load_project(runtime, caller, project_id, "admin")
     if body.role == "owner" and caller.roles.get(project_id) != "owner" and not caller.is_superuser:
         raise Forbidden("only an owner can make another owner")
     with runtime.db.write() as conn:
@@ -210,7 +211,7 @@ def set_member(
 @router.delete("/api/projects/{project_id}/members/{user_id}", status_code=204)
 def remove_member(project_id: Id, user_id: Id, runtime: RuntimeDep, caller: Caller) -> Response:
     """Remove a user from the project."""
-    _load(runtime, caller, project_id, "admin")
+    load_project(runtime, caller, project_id, "admin")
     with runtime.db.write() as conn:
         store.delete_membership(conn, project_id, user_id)
     return Response(status_code=204)

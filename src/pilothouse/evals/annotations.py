@@ -17,7 +17,7 @@ from fastapi import APIRouter, Path
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from pilothouse.api.deps import Caller, RuntimeDep, Strict
+from pilothouse.api.deps import Caller, ProjectQ, RuntimeDep, Strict, project_of
 from pilothouse.errors import BadRequest
 from pilothouse.evals.datasets import public_item
 from pilothouse.runtime import Runtime
@@ -25,7 +25,6 @@ from pilothouse.store import annotations as store
 from pilothouse.store import evals as eval_store
 from pilothouse.store import traces as trace_store
 from pilothouse.store.types import utcnow
-from pilothouse.tracing.api import ProjectQ, project_of
 
 router = APIRouter(tags=["evaluation"])
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
-from pilothouse.api.deps import Caller, RuntimeDep, Strict
+from pilothouse.api.deps import Caller, ProjectQ, RuntimeDep, Strict, project_of
 from pilothouse.errors import BadRequest, NotFound
 from pilothouse.evals import datasets as ds
 from pilothouse.evals import experiments
@@ -18,7 +18,6 @@ from pilothouse.evals.datasets import Change, Datasets
 from pilothouse.runtime import Runtime
 from pilothouse.store import evals as store
 from pilothouse.store import traces as trace_store
-from pilothouse.tracing.api import ProjectQ, project_of
 
 router = APIRouter(tags=["evaluation"])
 

@@ -15,8 +15,8 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from pilothouse.api.deps import Caller, RuntimeDep, Strict
+from pilothouse.api.projects import load_project
 from pilothouse.errors import BadRequest
-from pilothouse.identity.access import Principal
 from pilothouse.runtime import Runtime
 from pilothouse.store import gateway as store
 from pilothouse.store import identity as identity_store
@@ -61,17 +61,10 @@ class Spend(BaseModel):
     data: list[SpendRow]
 
 
-def _project(runtime: Runtime, caller: Principal, project_id: int, scope: str) -> Any:
-    with runtime.db.read() as conn:
-        row = identity_store.get_project(conn, project_id)
-    caller.require(scope, project_id, row["org_id"])
-    return row
-
-
 @router.get("/api/projects/{project_id}/limits", response_model=Limits)
 def get_limits(project_id: Id, runtime: RuntimeDep, caller: Caller) -> Any:
     """The project's gateway limits."""
-    settings = _project(runtime, caller, project_id, "read")["settings"] or {}
+    settings = load_project(runtime, caller, project_id, "read")["settings"] or {}
     limits = settings.get("limits") if isinstance(settings, dict) else None
     known = set(Limits.model_fields)
     return {k: v for k, v in (limits or {}).items() if k in known}
@@ -81,7 +74,7 @@ def get_limits(project_id: Id, runtime: RuntimeDep, caller: Caller) -> Any:
 def set_limits(project_id: Id, body: Limits, runtime: RuntimeDep, caller: Caller) -> Any:
     """Replace the project's gateway limits (this process applies them at once, others within
     ``key_cache_ttl`` seconds)."""
-    row = _project(runtime, caller, project_id, "admin")
+    row = load_project(runtime, caller, project_id, "admin")
     limits = body.model_dump(exclude_none=True)
     settings = dict(row["settings"] or {})
     settings["limits"] = limits
@@ -106,7 +99,7 @@ async def get_spend(
     ] = None,
 ) -> Any:
     """Gateway spend of the project per key and UTC day, including spend not yet flushed."""
-    await asyncio.to_thread(_project, runtime, caller, project_id, "read")
+    await asyncio.to_thread(load_project, runtime, caller, project_id, "read")
     today = datetime.now(UTC).date()
     until = until or today
     since = since or until.replace(day=1)

@@ -20,19 +20,19 @@ from pilothouse.api.deps import (
     CursorQ,
     LimitQ,
     Page,
+    ProjectQ,
     RuntimeDep,
     Strict,
     decode_cursor,
     encode_cursor,
     int_cursor,
+    project_of,
 )
 from pilothouse.errors import BadRequest, NotFound
-from pilothouse.identity.access import Principal
 from pilothouse.prompts import model
 from pilothouse.prompts.registry import Actor, PromptRegistry
 from pilothouse.prompts.template import compile_prompt
 from pilothouse.runtime import Runtime
-from pilothouse.store import identity as identity_store
 from pilothouse.store import prompts as store
 
 
@@ -58,10 +58,6 @@ router = APIRouter(tags=["prompts"])
 NameP = Annotated[str, Path(description="Prompt name, e.g. `support/refund-reply`")]
 LabelP = Annotated[str, Path(description="Label name, e.g. `production`")]
 VersionP = Annotated[int, Path(ge=1, le=2**31 - 1)]
-ProjectQ = Annotated[
-    int | None,
-    Query(ge=1, le=2**62, description="Project; defaults to the API key's own project"),
-]
 NO_NUL = r"^[^\x00]*$"
 LabelName = Annotated[str, Field(pattern=model.LABEL_PATTERN)]
 PromptName = Annotated[str, Field(min_length=1, max_length=model.NAME_MAX)]
@@ -219,16 +215,6 @@ def registry_of(runtime: Runtime) -> PromptRegistry:
     return found
 
 
-def _project(runtime: Runtime, caller: Principal, project_id: int | None, scope: str) -> int:
-    pid = project_id if project_id is not None else caller.project_id
-    if pid is None:
-        raise BadRequest("project_id is required with user credentials", param="project_id")
-    with runtime.db.read() as conn:
-        org_id = identity_store.get_project(conn, pid)["org_id"]
-    caller.require(scope, pid, org_id)
-    return pid
-
-
 def _version(row: Any, labels: dict[str, int], prompt_type: str) -> dict[str, Any]:
     out = {k: row[k] for k in Version.model_fields if k in row.keys()}  # noqa: SIM118
     out["labels"] = sorted(label for label, v in labels.items() if v == row["version"])
@@ -264,7 +250,7 @@ def get_version(
     name: NameP, version: VersionP, runtime: RuntimeDep, caller: Caller, project_id: ProjectQ = None
 ) -> Any:
     """One version of a prompt (versions never change)."""
-    pid = _project(runtime, caller, project_id, "read")
+    pid = project_of(runtime, caller, project_id, "read")
     return _detail(runtime, pid, _check(name), version)["version"]
 
 
@@ -278,7 +264,7 @@ def move_label(
     project_id: ProjectQ = None,
 ) -> Any:
     """Point a label at a version (creates the label). Every move is recorded."""
-    pid = _project(runtime, caller, project_id, "write")
+    pid = project_of(runtime, caller, project_id, "write")
     before, after = registry_of(runtime).move_label(
         pid, _check(name), label, body.version, actor=Actor.of(caller), reason=body.reason
     )
@@ -290,7 +276,7 @@ def remove_label(
     name: NameP, label: LabelP, runtime: RuntimeDep, caller: Caller, project_id: ProjectQ = None
 ) -> Response:
     """Remove a label (recorded as a move to nothing). ``latest`` cannot be removed."""
-    pid = _project(runtime, caller, project_id, "write")
+    pid = project_of(runtime, caller, project_id, "write")
     registry_of(runtime).remove_label(pid, _check(name), label, actor=Actor.of(caller))
     return Response(status_code=204)
 
@@ -305,7 +291,7 @@ def rollback_label(
     project_id: ProjectQ = None,
 ) -> Any:
     """Point a label back at the version it had before its last move."""
-    pid = _project(runtime, caller, project_id, "write")
+    pid = project_of(runtime, caller, project_id, "write")
     before, after = registry_of(runtime).rollback(
         pid, _check(name), label, actor=Actor.of(caller), reason=body.reason if body else ""
     )
@@ -317,7 +303,7 @@ def list_labels(
     name: NameP, runtime: RuntimeDep, caller: Caller, project_id: ProjectQ = None
 ) -> Any:
     """Labels with their version, previous version and who moved them last."""
-    pid = _project(runtime, caller, project_id, "read")
+    pid = project_of(runtime, caller, project_id, "read")
     with runtime.db.read() as conn:
         prompt = store.get_prompt(conn, pid, _check(name))
         rows = store.label_rows(conn, prompt["id"])
@@ -346,7 +332,7 @@ def list_versions(
     cursor: CursorQ = None,
 ) -> Any:
     """Versions, newest first."""
-    pid = _project(runtime, caller, project_id, "read")
+    pid = project_of(runtime, caller, project_id, "read")
     with runtime.db.read() as conn:
         prompt = store.get_prompt(conn, pid, _check(name))
         labels = store.labels_of(conn, [prompt["id"]])[prompt["id"]]
@@ -370,7 +356,7 @@ def create_version(
     project_id: ProjectQ = None,
 ) -> Any:
     """Save a new version; content identical to the latest version makes none (200)."""
-    pid = _project(runtime, caller, project_id, "write")
+    pid = project_of(runtime, caller, project_id, "write")
     saved = registry_of(runtime).save(
         pid,
         _check(name),
@@ -397,7 +383,7 @@ def label_history(
     cursor: CursorQ = None,
 ) -> Any:
     """Every label move (who, when, from, to), newest first."""
-    pid = _project(runtime, caller, project_id, "read")
+    pid = project_of(runtime, caller, project_id, "read")
     with runtime.db.read() as conn:
         prompt = store.get_prompt(conn, pid, _check(name))
         rows, nxt = store.label_events(
@@ -416,7 +402,7 @@ def diff(
     project_id: ProjectQ = None,
 ) -> Any:
     """What changed between two versions: unified diffs of template and config."""
-    pid = _project(runtime, caller, project_id, "read")
+    pid = project_of(runtime, caller, project_id, "read")
     with runtime.db.read() as conn:
         prompt = store.get_prompt(conn, pid, _check(name))
         old = store.get_version(conn, prompt["id"], from_, name)
@@ -433,7 +419,7 @@ def render(
     project_id: ProjectQ = None,
 ) -> Any:
     """Render a version (by label, default ``latest``, or number) with variables."""
-    pid = _project(runtime, caller, project_id, "read")
+    pid = project_of(runtime, caller, project_id, "read")
     resolved = registry_of(runtime).resolve(pid, _check(name), body.label, body.version)
     rendered = resolved.render(body.variables)
     return {
@@ -461,7 +447,7 @@ def list_prompts(
     cursor: CursorQ = None,
 ) -> Any:
     """Prompts of a project, by name."""
-    pid = _project(runtime, caller, project_id, "read")
+    pid = project_of(runtime, caller, project_id, "read")
     with runtime.db.read() as conn:
         rows, nxt = store.list_prompts(
             conn, pid, search=q, tag=tag, after=decode_cursor(cursor), limit=limit
@@ -476,7 +462,7 @@ def create_prompt(
     body: PromptCreate, runtime: RuntimeDep, caller: Caller, project_id: ProjectQ = None
 ) -> Any:
     """Create a prompt with its first version (409 if the name is taken)."""
-    pid = _project(runtime, caller, project_id, "write")
+    pid = project_of(runtime, caller, project_id, "write")
     saved = registry_of(runtime).save(
         pid,
         body.name,
@@ -507,7 +493,7 @@ def get_prompt(
     project_id: ProjectQ = None,
 ) -> Any:
     """A prompt with one version: by label (default ``latest``) or by number."""
-    pid = _project(runtime, caller, project_id, "read")
+    pid = project_of(runtime, caller, project_id, "read")
     if label is not None and version is not None:
         raise BadRequest("give a label or a version, not both", param="version")
     if resolve:
@@ -538,7 +524,7 @@ def update_prompt(
     project_id: ProjectQ = None,
 ) -> Any:
     """Change description or tags. Versions cannot be edited: save a new one."""
-    pid = _project(runtime, caller, project_id, "write")
+    pid = project_of(runtime, caller, project_id, "write")
     row = registry_of(runtime).update(
         pid, _check(name), description=body.description, tags=body.tags
     )
@@ -552,6 +538,6 @@ def delete_prompt(
     name: NameP, runtime: RuntimeDep, caller: Caller, project_id: ProjectQ = None
 ) -> Response:
     """Delete a prompt with all its versions, labels and history (``admin`` scope)."""
-    pid = _project(runtime, caller, project_id, "admin")
+    pid = project_of(runtime, caller, project_id, "admin")
     registry_of(runtime).delete(pid, _check(name))
     return Response(status_code=204)

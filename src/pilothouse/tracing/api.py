@@ -16,15 +16,14 @@ from pilothouse.api.deps import (
     CursorQ,
     LimitQ,
     Page,
+    ProjectQ,
     RuntimeDep,
     Strict,
     decode_cursor,
     encode_cursor,
+    project_of,
 )
 from pilothouse.errors import BadRequest, NotFound
-from pilothouse.identity.access import Principal
-from pilothouse.runtime import Runtime
-from pilothouse.store import identity
 from pilothouse.store import traces as store
 from pilothouse.store.types import utcnow
 from pilothouse.tracing.summary import percentiles
@@ -32,27 +31,7 @@ from pilothouse.tracing.summary import percentiles
 router = APIRouter(tags=["traces"])
 
 TraceId = Annotated[str, Path(pattern=r"^[0-9a-fA-F]{32}$", description="32 hex characters")]
-ProjectQ = Annotated[
-    int | None, Query(ge=1, le=2**62, description="Project; defaults to the API key's own")
-]
 INTERVALS = {"minute": 60, "hour": 3600, "day": 86400}
-
-
-def project_of(runtime: Runtime, caller: Principal, project_id: int | None, scope: str) -> int:
-    """The project a call is about: ``project_id`` or the key's own, checked for ``scope``."""
-    chosen = project_id or caller.project_id
-    if chosen is None:
-        visible = caller.visible_projects()
-        if visible is not None and len(visible) == 1:
-            chosen = next(iter(visible))
-        else:
-            raise BadRequest("project_id is required", param="query.project_id")
-    if not caller.can(scope, chosen):
-        # Organization administrators hold no per-project grants: look the organization up.
-        with runtime.db.read() as conn:
-            org_id = identity.get_project(conn, chosen)["org_id"]
-        caller.require(scope, chosen, org_id)
-    return chosen
 
 
 def _time(ns: int) -> datetime:
