@@ -123,6 +123,14 @@ def test_api_protects_and_runs_the_promotion_job(eval_runtime: Runtime, tmp_path
             json={"prompt": "qa", "from_label": "staging", "to_label": "production"},
         )
         assert queued.status_code == 202 and queued.json()["job_id"], queued.text
+        for refused in (
+            c.put("/api/prompts/qa/labels/production", json={"version": 2}),
+            c.delete("/api/prompts/qa/labels/production"),
+            c.post("/api/prompts/qa/labels/production/rollback"),
+        ):
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["code"] == "label_protected"
+        assert c.put("/api/prompts/qa/labels/canary", json={"version": 2}).status_code == 200
         result = promote(
             JobContext(runtime.settings, runtime.db), 1, "qa", "staging", "production", "admin"
         )
@@ -130,3 +138,5 @@ def test_api_protects_and_runs_the_promotion_job(eval_runtime: Runtime, tmp_path
         assert _label(runtime, "production") == 1
         gone = c.delete("/api/protected-labels", params={"prompt": "qa", "label": "production"})
         assert gone.status_code == 204
+        moved = c.put("/api/prompts/qa/labels/production", json={"version": 2})
+        assert moved.status_code == 200, moved.text

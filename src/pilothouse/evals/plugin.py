@@ -26,6 +26,17 @@ def asgi_routes(runtime: Runtime) -> list[Any]:
 
 
 @hookimpl
+def startup(runtime: Runtime) -> None:
+    """Protected prompt labels move only through an evaluation-gated promotion."""
+    from pilothouse.evals.promotion import refuse_manual_moves
+    from pilothouse.prompts.api import registry_of
+
+    guards = registry_of(runtime).label_guards
+    if refuse_manual_moves not in guards:
+        guards.append(refuse_manual_moves)
+
+
+@hookimpl
 def register_commands(cli: click.Group) -> None:
     from pilothouse.evals.cli import datasets, eval_group
 

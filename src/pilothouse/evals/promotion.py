@@ -14,7 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pilothouse.errors import BadRequest, Conflict
+from sqlalchemy.engine import Connection
+
+from pilothouse.errors import BadRequest, Conflict, Forbidden
 from pilothouse.evals import gate
 from pilothouse.prompts.api import registry_of
 from pilothouse.prompts.registry import Actor
@@ -148,6 +150,7 @@ def promote(
             version,
             actor=actor,
             reason=f"promoted from {source} after evaluation passed (experiments {ids})",
+            guarded=False,
         )
     return Promotion(prompt, source, target, current, version, moved, outcome)
 
@@ -169,3 +172,14 @@ def _project_name(conn: Any, project_id: int) -> str:
     from pilothouse.store import identity
 
     return str(identity.get_project(conn, project_id)["name"])
+
+
+def refuse_manual_moves(conn: Connection, project_id: int, prompt: str, label: str) -> None:
+    """A label guard for the prompt registry: protected labels move only by promotion."""
+    protection = store.get_protection(conn, project_id, prompt, label)
+    if protection is not None:
+        raise Forbidden(
+            f"label {label!r} of {prompt!r} is protected by an evaluation suite: promote it "
+            "with `pilothouse eval promote` or POST /api/promotions",
+            code="label_protected",
+        )

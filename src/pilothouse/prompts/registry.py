@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +111,13 @@ class PromptRegistry:
         self.generation = 0
         self._cache: dict[tuple[int, str, str | None, int | None], tuple[int, float, Resolved]] = {}
         self._lock = threading.Lock()
+        #: Called as guard(conn, project_id, prompt_name, label) before a label moves by hand;
+        #: a guard raises to refuse (e.g. evaluation-protected labels move only by promotion).
+        self.label_guards: list[Callable[[Connection, int, str, str], None]] = []
+
+    def _guard(self, conn: Connection, project_id: int, name: str, label: str) -> None:
+        for guard in self.label_guards:
+            guard(conn, project_id, name, label)
 
     def invalidate(self) -> None:
         """Forget every cached resolution (after any write)."""
@@ -337,6 +344,7 @@ class PromptRegistry:
                 self._move(conn, prompt["id"], model.LATEST, latest["version"], actor, message)
             assert latest is not None
             for label in labels:
+                self._guard(conn, project_id, name, label)
                 self._move(conn, prompt["id"], label, latest["version"], actor, message)
             prompt = store.get_prompt(conn, project_id, name)
             moved = store.labels_of(conn, [prompt["id"]])[prompt["id"]]
@@ -367,8 +375,12 @@ class PromptRegistry:
         *,
         actor: Actor,
         reason: str = "",
+        guarded: bool = True,
     ) -> tuple[int | None, int]:
-        """Point ``label`` at ``version``; returns (from, to)."""
+        """Point ``label`` at ``version``; returns (from, to).
+
+        ``guarded=False`` skips the label guards: only for moves that passed their own gate.
+        """
         model.check_label(label)
         model.check_text(reason, "reason")
         if label == model.LATEST:
@@ -376,6 +388,8 @@ class PromptRegistry:
         with self.db.write() as conn:
             prompt = store.get_prompt(conn, project_id, name, lock=True)
             store.get_version(conn, prompt["id"], version, name)
+            if guarded:
+                self._guard(conn, project_id, name, label)
             before = self._move(conn, prompt["id"], label, version, actor, reason)
         self.invalidate()
         return before, version
@@ -390,6 +404,7 @@ class PromptRegistry:
             current = store.get_label(conn, prompt["id"], label)
             if current is None:
                 raise NotFound(f"label {label!r} not found on prompt {name!r}", param="label")
+            self._guard(conn, project_id, name, label)
             if label == model.LATEST:
                 raise BadRequest(
                     "'latest' moves by itself; it cannot be rolled back", param="label"
@@ -415,6 +430,7 @@ class PromptRegistry:
             current = store.get_label(conn, prompt["id"], label)
             if current is None:
                 raise NotFound(f"label {label!r} not found on prompt {name!r}", param="label")
+            self._guard(conn, project_id, name, label)
             self._move(conn, prompt["id"], label, None, actor, "removed")
         self.invalidate()
         return int(current["version"])
