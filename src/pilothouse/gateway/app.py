@@ -28,6 +28,7 @@ from pilothouse.errors import (
     UpstreamError,
 )
 from pilothouse.gateway import schema, spans
+from pilothouse.gateway.cache import merge_tool_call
 from pilothouse.gateway.call import Call
 from pilothouse.gateway.errors import MethodNotAllowed, error_response, sse_error
 from pilothouse.gateway.router import OpenedStream, Router
@@ -512,15 +513,7 @@ class Relay:
             if isinstance(text, str) and text:
                 self.text.setdefault(index, []).append(text)
             for tc in (delta.get("tool_calls") or []) if isinstance(delta, dict) else []:
-                slot = self.tool_calls.setdefault(index, {}).setdefault(
-                    tc.get("index", 0),
-                    {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
-                )
-                if tc.get("id"):
-                    slot["id"] = tc["id"]
-                function = tc.get("function") or {}
-                slot["function"]["name"] += function.get("name") or ""
-                slot["function"]["arguments"] += function.get("arguments") or ""
+                merge_tool_call(self.tool_calls.setdefault(index, {}), tc)
             if choice.get("finish_reason"):
                 self.finish_reasons[index] = choice["finish_reason"]
 

@@ -251,6 +251,19 @@ def _tool_delta(position: int, tool_call: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def merge_tool_call(slots: dict[int, dict[str, Any]], delta: dict[str, Any]) -> None:
+    """Fold one streamed ``tool_calls`` delta into the calls assembled so far (by index)."""
+    slot = slots.setdefault(
+        delta.get("index", 0),
+        {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
+    )
+    if delta.get("id"):
+        slot["id"] = delta["id"]
+    function = delta.get("function") or {}
+    slot["function"]["name"] += function.get("name") or ""
+    slot["function"]["arguments"] += function.get("arguments") or ""
+
+
 def assemble_chunks(
     chunks: Sequence[Mapping[str, Any]], usage: Mapping[str, Any] | None = None
 ) -> dict[str, Any] | None:
@@ -280,15 +293,7 @@ def assemble_chunks(
             if delta.get("content"):
                 texts[index].append(delta["content"])
             for tc in delta.get("tool_calls") or []:
-                slot = tools.setdefault(index, {}).setdefault(
-                    tc.get("index", 0),
-                    {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
-                )
-                if tc.get("id"):
-                    slot["id"] = tc["id"]
-                function = tc.get("function") or {}
-                slot["function"]["name"] += function.get("name") or ""
-                slot["function"]["arguments"] += function.get("arguments") or ""
+                merge_tool_call(tools.setdefault(index, {}), tc)
     choices: list[dict[str, Any]] = []
     for index in sorted(texts):
         text = "".join(texts[index])
@@ -334,5 +339,6 @@ __all__ = [
     "assemble_chunks",
     "cache_key",
     "make_cache",
+    "merge_tool_call",
     "replay_as_chunks",
 ]
