@@ -33,19 +33,9 @@ class FakeUpstream:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        raw = b""
-        while True:
-            message = await receive()
-            raw += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+            await serve_lifespan(receive, send)
+            return
+        raw = await read_body(receive)
         body = json.loads(raw or b"{}")
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         self.seen.append(Seen(scope["path"], headers, body))
@@ -257,6 +247,27 @@ class FakeUpstream:
             event("message_stop", {}),
         ]
         await self.events(send, receive, out)
+
+
+async def serve_lifespan(receive: Any, send: Any) -> None:
+    """Answer an ASGI lifespan conversation (fakes have nothing to start or stop)."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def read_body(receive: Any) -> bytes:
+    """The whole ASGI request body."""
+    raw = b""
+    while True:
+        message = await receive()
+        raw += bytes(message.get("body", b""))
+        if not message.get("more_body"):
+            return raw
 
 
 def last_user_text(body: dict[str, Any]) -> str:

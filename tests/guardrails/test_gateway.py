@@ -13,6 +13,7 @@ import yaml
 
 from tests.conftest import ADMIN_KEY
 from tests.gateway.conftest import GatewayFactory, SpanSink
+from tests.gateway.fakes import read_body, serve_lifespan
 
 POLICIES = {
     "policies": {
@@ -182,19 +183,9 @@ class LeakyUpstream:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        raw = b""
-        while True:
-            message = await receive()
-            raw += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+            await serve_lifespan(receive, send)
+            return
+        raw = await read_body(receive)
         body = orjson.loads(raw)
         self.bodies.append(body)
         system = next((m["content"] for m in body["messages"] if m["role"] == "system"), "")
