@@ -17,6 +17,9 @@ Example::
         fallbacks: [claude]
     router:
       retries: 2
+    guardrails:             # guardrail policies, see docs/guardrails.md
+      policies:
+        support: {input: [{check: pii, action: pseudonymize}], attach: {models: [gpt-4o]}}
 
 Loading is strict: an unknown key or a wrong type is a :class:`ConfigError` naming the path of
 the field (``models.gpt-4o.deployments[1].weight: expected a number``). The file is re-read
@@ -105,6 +108,8 @@ class GatewayConfig:
     models: dict[str, ModelRoute]
     router: RouterPolicy = RouterPolicy()
     source: str = "built-in"
+    #: the validated ``guardrails:`` section (policies as data), read by the guardrails plugin
+    guardrails: dict[str, Any] = field(default_factory=dict)
 
 
 def builtin_config() -> GatewayConfig:
@@ -235,6 +240,14 @@ def _deployment(
     )
 
 
+def _guardrails(raw: Any) -> dict[str, Any]:
+    """The ``guardrails:`` section, validated by the guardrails package against its checks."""
+    from pilothouse.guardrails.engine import collect_checks
+    from pilothouse.guardrails.policy import parse_section
+
+    return parse_section(raw, collect_checks())
+
+
 def parse(
     doc: Any,
     *,
@@ -247,7 +260,7 @@ def parse(
     if doc is None:
         doc = {}
     root = _mapping(doc, "(root)")
-    _keys(root, "(root)", {"models", "router"})
+    _keys(root, "(root)", {"models", "router", "guardrails"})
     router = RouterPolicy()
     if "router" in root:
         r = _mapping(root["router"], "router")
@@ -306,7 +319,8 @@ def parse(
             for i, target in enumerate(getattr(route, kind)):
                 if target not in models:
                     raise _fail(f"models.{route.name}.{kind}[{i}]", f"unknown model {target!r}")
-    return GatewayConfig(models=models, router=router, source=source)
+    guardrails = _guardrails(root["guardrails"]) if "guardrails" in root else {}
+    return GatewayConfig(models=models, router=router, source=source, guardrails=guardrails)
 
 
 def load(path: Path, providers: set[str] | None = None) -> GatewayConfig:

@@ -15,14 +15,10 @@ router = APIRouter(tags=["guardrails"])
 
 
 def guardrails_of(runtime: Runtime) -> Guardrails:
-    """The runtime's guardrails (loaded at startup; loaded on first use otherwise)."""
-    found = runtime.state.get("guardrails")
-    if found is None:
-        from pilothouse.guardrails.plugin import load_for
+    """The runtime's guardrails (loaded at startup, rebuilt when ``pilothouse.yaml`` changes)."""
+    from pilothouse.guardrails.plugin import guardrails_for
 
-        found = load_for(runtime)
-    guard: Guardrails = found
-    return guard
+    return guardrails_for(runtime)
 
 
 class CheckRequest(Strict):

@@ -22,7 +22,12 @@ def _guardrails(ctx: click.Context) -> Guardrails:
 
     settings = settings_from(ctx)
     path = settings.guardrails_config
-    return Guardrails.load(pm, Path(path) if path else None)
+    section = None
+    if settings.gateway_config:
+        from pilothouse.gateway.config import load
+
+        section = load(Path(settings.gateway_config)).guardrails
+    return Guardrails.load(pm, Path(path) if path else None, section=section)
 
 
 @click.group()

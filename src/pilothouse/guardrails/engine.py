@@ -39,11 +39,23 @@ def collect_checks(plugins: pluggy.PluginManager | None = None) -> dict[str, Che
 
 
 class Guardrails:
-    """The checks and named policies of one process."""
+    """The checks and named policies of one process.
 
-    def __init__(self, checks: Mapping[str, Check], policies: Mapping[str, Policy]) -> None:
+    ``section`` is the ``guardrails:`` section of ``pilothouse.yaml`` they were built from (the
+    gateway plugin rebuilds them when the file reloads); its ``gateway_policy`` applies to
+    gateway calls that nothing else selects.
+    """
+
+    def __init__(
+        self,
+        checks: Mapping[str, Check],
+        policies: Mapping[str, Policy],
+        section: Mapping[str, Any] | None = None,
+    ) -> None:
         self.checks = dict(checks)
         self.policies = dict(policies)
+        self.section = section
+        self.gateway_policy = str((section or {}).get("gateway_policy") or "")
 
     @classmethod
     def load(
@@ -51,9 +63,10 @@ class Guardrails:
         plugins: pluggy.PluginManager | None = None,
         path: Path | None = None,
         raw: Any = None,
+        section: Mapping[str, Any] | None = None,
     ) -> Guardrails:
         checks = collect_checks(plugins)
-        return cls(checks, load_policies(checks, path, raw))
+        return cls(checks, load_policies(checks, path, raw, section), section)
 
     def policy(self, policy: str | Policy | Mapping[str, Any]) -> Policy:
         """A policy by name, or an inline one given as data."""

@@ -20,7 +20,7 @@ from pilothouse.errors import GuardrailBlocked
 from pilothouse.guardrails.content import make_canary
 from pilothouse.guardrails.engine import Guardrails
 from pilothouse.guardrails.model import REWRITING, Decision, Where
-from pilothouse.guardrails.policy import Policy
+from pilothouse.guardrails.policy import Attach, Policy
 from pilothouse.guardrails.rewrite import StreamRestorer, Vault, resolve_overlaps, rewrite
 
 if TYPE_CHECKING:
@@ -80,10 +80,12 @@ def blocked(decision: Decision, path: str) -> GuardrailBlocked:
 
 @dataclass
 class Pending:
-    """What the output side of a call needs from its input side: pseudonyms and canaries."""
+    """What the output side of a call needs from its input side: the policy chosen (kept even
+    if the config reloads meanwhile), pseudonyms and canaries."""
 
     vault: Vault = field(default_factory=Vault)
     canaries: tuple[str, ...] = ()
+    policy: Policy | None = None
 
 
 class Vaults:
@@ -147,18 +149,26 @@ def with_canaries(policy: Policy, tokens: tuple[str, ...]) -> Policy:
 
 
 def select_policy(guard: Guardrails, call: Call, fallback: str) -> Policy | None:
-    """The policy for a call: the key's ``guardrail_policy`` limit, an attached one, the default."""
+    """The policy for a call: the key's ``guardrail_policy`` limit, else the first policy
+    attached to the key, then to the prompt, the model alias, the project; else the
+    ``gateway_policy`` of ``pilothouse.yaml`` or ``fallback`` (the setting)."""
     named = call.api_key.limits.get("guardrail_policy")
     if isinstance(named, str) and named:
         return guard.policy(named)
-    for policy in guard.policies.values():
-        a = policy.attach
-        if (
-            (call.model and call.model in a.models)
-            or call.api_key.name in a.keys
-            or call.api_key.project_id in a.projects
-        ):
-            return policy
+    model = call.model or call.body.get("model")
+    key, prompt, project = call.api_key.name, call.prompt_name, call.api_key.project_id
+    attached = [p for p in guard.policies.values() if p.attach != Attach()]
+    tests: tuple[Callable[[Attach], bool], ...] = (
+        lambda a: key in a.keys,
+        lambda a: prompt is not None and prompt in a.prompts,
+        lambda a: isinstance(model, str) and model in a.models,
+        lambda a: project in a.projects,
+    )
+    for matches in tests:
+        for policy in attached:
+            if matches(policy.attach):
+                return policy
+    fallback = guard.gateway_policy or fallback
     return guard.policy(fallback) if fallback else None
 
 
@@ -242,8 +252,8 @@ def check_request(guard: Guardrails, policy: Policy, call: Call, vaults: Vaults)
         if decision.text != container[key]:
             container[key] = decision.text
     token = plant_canary(policy, call)
+    vaults.put(call.request_id, Pending(vault, (token,) if token else (), policy))
     if len(vault) or token:
-        vaults.put(call.request_id, Pending(vault, (token,) if token else ()))
         # Placeholders look the same for every user and canaries are per call: a cached answer
         # must never be served to someone else.
         call.headers["x-pilothouse-cache"] = "no-store"
@@ -261,12 +271,11 @@ def _output_slots(response: dict[str, Any]) -> Iterator[Slot]:
 
 
 def check_response(
-    guard: Guardrails, policy: Policy, call: Call, response: dict[str, Any], vaults: Vaults
+    guard: Guardrails, policy: Policy, call: Call, response: dict[str, Any], pending: Pending
 ) -> None:
     """Output checks on a complete answer, then pseudonyms restored; may raise GuardrailBlocked."""
-    pending = vaults.pop(call.request_id)
-    vault = pending.vault if pending is not None else None
-    policy = with_canaries(policy, pending.canaries if pending is not None else ())
+    vault = pending.vault
+    policy = with_canaries(policy, pending.canaries)
     for container, key, where, path in list(_output_slots(response)):
         text = container[key]
         if policy.rules("output"):
@@ -300,7 +309,7 @@ class _StreamText:
 
 
 def stream_filter(
-    guard: Guardrails, policy: Policy, call: Call, vaults: Vaults
+    guard: Guardrails, policy: Policy, call: Call, pending: Pending
 ) -> Callable[[AsyncIterator[dict[str, Any]]], AsyncIterator[dict[str, Any]]]:
     """Wrap a chunk stream: output checks over a sliding window, redaction, pseudonyms restored.
 
@@ -311,7 +320,6 @@ def stream_filter(
     characters are held back so a secret being streamed is complete, and redacted, before any
     of it is sent.
     """
-    pending = vaults.pop(call.request_id) or Pending()
     vault = pending.vault
     policy = with_canaries(policy, pending.canaries)
     check_output = bool(policy.rules("output"))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pilothouse.errors import PilothouseError
+from pilothouse.gateway.config import ConfigSource
 from pilothouse.guardrails import content, injection, pii, secrets, toxicity
 from pilothouse.guardrails.engine import Guardrails
 from pilothouse.guardrails.gateway import (
+    Pending,
     Vaults,
     check_request,
     check_response,
@@ -23,6 +27,8 @@ if TYPE_CHECKING:
 
     from pilothouse.gateway.call import Call
     from pilothouse.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 BUILTIN_CHECKS: tuple[Check, ...] = (
     Check(
@@ -81,21 +87,55 @@ def register_guardrails(register: Callable[[Check], None]) -> None:
         register(check)
 
 
-def load_for(runtime: Runtime) -> Guardrails:
-    """Build the runtime's guardrails from its plugins and settings, and keep them in state."""
+def _yaml_source(runtime: Runtime) -> ConfigSource | None:
+    """The gateway's ``pilothouse.yaml`` source (our own reader when the gateway is not up)."""
+    source = getattr(runtime.state.get("gateway"), "source", None)
+    if isinstance(source, ConfigSource):
+        return source
+    path = runtime.settings.gateway_config
+    if not path:
+        return None
+    found = runtime.state.get("guardrails.source")
+    if found is None:
+        found = runtime.state["guardrails.source"] = ConfigSource(Path(path))
+    mine: ConfigSource = found
+    return mine
+
+
+def load_for(runtime: Runtime, section: Mapping[str, Any] | None = None) -> Guardrails:
+    """Build the runtime's guardrails from its plugins, settings and ``pilothouse.yaml``'s
+    ``guardrails:`` section, and keep them in state."""
     path = runtime.settings.guardrails_config
-    guard = Guardrails.load(runtime.plugins, Path(path) if path else None)
-    fallback = runtime.settings.guardrails_gateway_policy
+    guard = Guardrails.load(runtime.plugins, Path(path) if path else None, section=section)
+    fallback = guard.gateway_policy or runtime.settings.guardrails_gateway_policy
     if fallback:
         guard.policy(fallback)  # fail at start on a typo, not on the first request
     runtime.state["guardrails"] = guard
-    runtime.state["guardrails.vaults"] = Vaults()
+    runtime.state.setdefault("guardrails.vaults", Vaults())
     return guard
+
+
+def guardrails_for(runtime: Runtime) -> Guardrails:
+    """The runtime's guardrails, rebuilt when the ``guardrails:`` section of ``pilothouse.yaml``
+    changed (the gateway re-reads the file); a bad edit keeps the previous policies."""
+    source = _yaml_source(runtime)
+    section = source.get().guardrails if source is not None else None
+    guard: Guardrails | None = runtime.state.get("guardrails")
+    if guard is not None and guard.section is section:
+        return guard
+    try:
+        return load_for(runtime, section)
+    except PilothouseError as exc:
+        if guard is None:
+            raise
+        log.error("guardrail policies not reloaded, keeping the previous ones: %s", exc.detail)
+        guard.section = section
+        return guard
 
 
 @hookimpl
 def startup(runtime: Runtime) -> None:
-    load_for(runtime)
+    guardrails_for(runtime)
 
 
 @hookimpl
@@ -113,10 +153,9 @@ def register_commands(cli: click.Group) -> None:
 
 
 def _state(call: Call) -> tuple[Guardrails, Vaults]:
-    state = call.runtime.state
-    if "guardrails" not in state:
-        load_for(call.runtime)
-    return state["guardrails"], state["guardrails.vaults"]
+    guard = guardrails_for(call.runtime)
+    vaults: Vaults = call.runtime.state["guardrails.vaults"]
+    return guard, vaults
 
 
 @hookimpl(trylast=True)
@@ -129,6 +168,7 @@ async def gateway_request(call: Call) -> None:
     guard, vaults = _state(call)
     policy = select_policy(guard, call, call.runtime.settings.guardrails_gateway_policy)
     if policy is None:
+        call.metadata.pop("guardrails", None)  # a client's metadata must not pose as ours
         return
     call.metadata["guardrails"] = {"policy": policy.name, "decisions": []}
     check_request(guard, policy, call, vaults)
@@ -140,8 +180,9 @@ def gateway_response(call: Call, response: dict[str, Any]) -> None:
     if "guardrails" not in call.metadata:
         return
     guard, vaults = _state(call)
-    policy = guard.policy(call.metadata["guardrails"]["policy"])
-    check_response(guard, policy, call, response, vaults)
+    pending = vaults.pop(call.request_id) or Pending()
+    policy = pending.policy or guard.policy(call.metadata["guardrails"]["policy"])
+    check_response(guard, policy, call, response, pending)
 
 
 @hookimpl
@@ -152,5 +193,6 @@ def gateway_stream(
     if "guardrails" not in call.metadata:
         return None
     guard, vaults = _state(call)
-    policy = guard.policy(call.metadata["guardrails"]["policy"])
-    return stream_filter(guard, policy, call, vaults)
+    pending = vaults.pop(call.request_id) or Pending()
+    policy = pending.policy or guard.policy(call.metadata["guardrails"]["policy"])
+    return stream_filter(guard, policy, call, pending)

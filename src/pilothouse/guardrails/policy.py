@@ -1,7 +1,7 @@
 """Policies: named, ordered rules (check, threshold, action) for input, context and output.
 
-A policy is plain data, read from the ``guardrails:`` section of the config file or sent to the
-API::
+A policy is plain data, read from the ``guardrails:`` section of ``pilothouse.yaml`` (or of the
+``guardrails_config`` file) or sent to the API::
 
     policies:
       support-bot:
@@ -14,7 +14,7 @@ API::
         output:
           - {check: canary, action: block}
           - {check: pii, action: redact, options: {types: [EMAIL, PHONE]}}
-        attach: {models: [gpt-4o-mini], keys: [], projects: []}
+        attach: {models: [gpt-4o-mini], keys: [], projects: [], prompts: []}
 """
 
 from __future__ import annotations
@@ -52,11 +52,12 @@ class Rule:
 
 @dataclass(frozen=True)
 class Attach:
-    """Where the gateway applies a policy: model aliases, API key names, project ids."""
+    """Where the gateway applies a policy: model aliases, API key names, project ids, prompts."""
 
     models: tuple[str, ...] = ()
     keys: tuple[str, ...] = ()
     projects: tuple[int, ...] = ()
+    prompts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class Policy:
                 "models": list(self.attach.models),
                 "keys": list(self.attach.keys),
                 "projects": list(self.attach.projects),
+                "prompts": list(self.attach.prompts),
             },
         }
 
@@ -139,16 +141,24 @@ def parse_policy(name: str, raw: Any, checks: Mapping[str, Check]) -> Policy:
             _rule(f"{name}.{where}[{i}]", r, where, checks) for i, r in enumerate(rules)
         )
     attach_raw = raw.get("attach") or {}
-    if not isinstance(attach_raw, Mapping) or set(attach_raw) - {"models", "keys", "projects"}:
-        raise _fail(f"{name}.attach", "expected a mapping of models, keys and projects lists")
+    if not isinstance(attach_raw, Mapping):
+        raise _fail(f"{name}.attach", "expected a mapping of models, keys, projects, prompts")
+    unknown = set(attach_raw) - {"models", "keys", "projects", "prompts"}
+    if unknown:
+        raise _fail(f"{name}.attach.{sorted(map(str, unknown))[0]}", "unknown field")
+    lists: dict[str, tuple[str, ...]] = {}
+    for field_name in ("models", "keys", "projects", "prompts"):
+        items = attach_raw.get(field_name) or []
+        if isinstance(items, str | int):
+            items = [items]
+        if not isinstance(items, list):
+            raise _fail(f"{name}.attach.{field_name}", "expected a list")
+        lists[field_name] = tuple(str(i) for i in items)
     try:
-        attach = Attach(
-            models=tuple(str(m) for m in attach_raw.get("models") or ()),
-            keys=tuple(str(k) for k in attach_raw.get("keys") or ()),
-            projects=tuple(int(p) for p in attach_raw.get("projects") or ()),
-        )
-    except (TypeError, ValueError):
-        raise _fail(f"{name}.attach", "projects must be integer ids") from None
+        projects = tuple(int(p) for p in lists["projects"])
+    except ValueError:
+        raise _fail(f"{name}.attach.projects", "expected integer project ids") from None
+    attach = Attach(lists["models"], lists["keys"], projects, lists["prompts"])
     return Policy(
         name=name,
         description=str(raw.get("description") or ""),
@@ -212,10 +222,53 @@ BUILTIN_POLICIES: dict[str, dict[str, Any]] = {
 }
 
 
+def _section_error(path: str, reason: str) -> ConfigError:
+    return ConfigError(f"{path}: {reason}", param=path)
+
+
+def parse_section(
+    raw: Any, checks: Mapping[str, Check], path: str = "guardrails"
+) -> dict[str, Any]:
+    """Validate the ``guardrails:`` section of ``pilothouse.yaml``; errors name the field.
+
+    Returns it as data (``policies`` and ``gateway_policy``); the runtime builds the policies
+    with its own checks when the file is (re)loaded.
+    """
+    if raw is None:
+        return {"policies": {}, "gateway_policy": ""}
+    if not isinstance(raw, Mapping):
+        raise _section_error(path, "expected a mapping")
+    for key in raw:
+        if key not in ("policies", "gateway_policy"):
+            raise _section_error(
+                f"{path}.{key}", "unknown key; expected one of gateway_policy, policies"
+            )
+    policies = raw.get("policies") or {}
+    if not isinstance(policies, Mapping):
+        raise _section_error(f"{path}.policies", "expected a mapping of policy name to policy")
+    for name, body in policies.items():
+        try:
+            parse_policy(str(name), body, checks)
+        except PolicyError as exc:
+            first = exc.errors[0]
+            raise _section_error(f"{path}.policies.{first['path']}", first["reason"]) from None
+    gateway_policy = raw.get("gateway_policy") or ""
+    known = {*BUILTIN_POLICIES, *map(str, policies)}
+    if not isinstance(gateway_policy, str) or (gateway_policy and gateway_policy not in known):
+        raise _section_error(
+            f"{path}.gateway_policy", f"unknown policy; known: {', '.join(sorted(known))}"
+        )
+    return {"policies": {str(k): v for k, v in policies.items()}, "gateway_policy": gateway_policy}
+
+
 def load_policies(
-    checks: Mapping[str, Check], path: Path | None = None, raw: Any = None
+    checks: Mapping[str, Check],
+    path: Path | None = None,
+    raw: Any = None,
+    section: Mapping[str, Any] | None = None,
 ) -> dict[str, Policy]:
-    """Built-in policies plus those of a YAML file's ``guardrails.policies`` (or ``policies``)."""
+    """Built-in policies, then a YAML file's ``guardrails.policies`` (or ``policies``), then
+    ``section``'s policies (``pilothouse.yaml``); a later definition replaces one by name."""
     merged: dict[str, Any] = dict(BUILTIN_POLICIES)
     if path is not None:
         try:
@@ -232,12 +285,14 @@ def load_policies(
         if not isinstance(raw, Mapping):
             raise ConfigError("guardrails.policies must be a mapping of name to policy")
         merged.update(raw)
+    defined = {**(raw or {}), **((section or {}).get("policies") or {})}
+    merged.update(defined)
     policies: dict[str, Policy] = {}
     for name, body in merged.items():
         try:
             policies[str(name)] = parse_policy(str(name), body, checks)
         except PolicyError as exc:
-            if name in BUILTIN_POLICIES and name not in (raw or {}):
+            if name in BUILTIN_POLICIES and name not in defined:
                 continue  # a built-in needing a check that a plugin removed
             raise ConfigError(f"guardrail policy {exc.detail}") from None
     return policies
@@ -251,4 +306,5 @@ __all__ = [
     "Rule",
     "load_policies",
     "parse_policy",
+    "parse_section",
 ]
