@@ -195,18 +195,24 @@ class FakeUpstream:
                 },
             ),
             event("ping", {}),
-            event(
-                "content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}
-            ),
         ]
-        for i in range(self.chunks):
+        # A forced tool call comes without text, as from Claude.
+        forced = (body.get("tool_choice") or {}).get("type") in ("tool", "any")
+        if not forced:
             out.append(
                 event(
-                    "content_block_delta",
-                    {"index": 0, "delta": {"type": "text_delta", "text": f"tok{i} "}},
+                    "content_block_start",
+                    {"index": 0, "content_block": {"type": "text", "text": ""}},
                 )
             )
-        out.append(event("content_block_stop", {"index": 0}))
+            for i in range(self.chunks):
+                out.append(
+                    event(
+                        "content_block_delta",
+                        {"index": 0, "delta": {"type": "text_delta", "text": f"tok{i} "}},
+                    )
+                )
+            out.append(event("content_block_stop", {"index": 0}))
         stop = "end_turn"
         if body.get("tools"):
             stop = "tool_use"
@@ -218,7 +224,7 @@ class FakeUpstream:
                         "content_block": {
                             "type": "tool_use",
                             "id": "toolu_1",
-                            "name": body["tools"][0]["name"],
+                            "name": anthropic_tool(body),
                             "input": {},
                         },
                     },
@@ -310,15 +316,23 @@ def completion(body: dict[str, Any], name: str = "fake") -> dict[str, Any]:
     }
 
 
+def anthropic_tool(body: dict[str, Any]) -> str:
+    """The tool the fake Claude calls: the forced one, else the first."""
+    choice = body.get("tool_choice") or {}
+    return str(choice.get("name") or body["tools"][0]["name"])
+
+
 def anthropic_message(body: dict[str, Any]) -> dict[str, Any]:
     content: list[dict[str, Any]] = [{"type": "text", "text": f"claude: {last_user_text(body)}"}]
     stop = "end_turn"
     if body.get("tools"):
+        if (body.get("tool_choice") or {}).get("type") in ("tool", "any"):
+            content = []  # a forced tool call comes without text, as from Claude
         content.append(
             {
                 "type": "tool_use",
                 "id": "toolu_1",
-                "name": body["tools"][0]["name"],
+                "name": anthropic_tool(body),
                 "input": {"city": "Paris"},
             }
         )

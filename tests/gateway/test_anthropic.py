@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import json
 
-from pilothouse.gateway.providers.anthropic import to_completion, to_messages
+import openai
+import pydantic
+import pytest
+
+from pilothouse.gateway.providers.anthropic import (
+    JSON_OBJECT_INSTRUCTION,
+    to_completion,
+    to_messages,
+)
 from tests.gateway.conftest import GatewayFactory, SpanSink, Upstream
 from tests.gateway.test_app import TOOLS
 
@@ -142,3 +150,138 @@ def test_anthropic_overload_is_retried(make_gateway: GatewayFactory, upstream: U
     )
     assert answer.choices[0].message.content == "claude: hi"
     assert len(upstream.fake.seen) == 2
+
+
+WEATHER_SCHEMA = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "weather",
+        "schema": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+        "strict": True,
+    },
+}
+
+
+class Weather(pydantic.BaseModel):
+    city: str
+
+
+def test_json_schema_becomes_a_forced_tool() -> None:
+    messages = [{"role": "user", "content": "weather?"}]
+    out = to_messages({"messages": messages, "response_format": WEATHER_SCHEMA})
+    assert out["tools"] == [
+        {
+            "name": "weather",
+            "description": "Give the answer in this exact shape.",
+            "input_schema": WEATHER_SCHEMA["json_schema"]["schema"],
+        }
+    ]
+    assert out["tool_choice"] == {"type": "tool", "name": "weather"}
+    # With the client's own tools the model calls one of them or answers through the schema.
+    both = to_messages({"messages": messages, "response_format": WEATHER_SCHEMA, "tools": TOOLS})
+    assert [t["name"] for t in both["tools"]] == ["get_weather", "weather"]
+    assert both["tool_choice"] == {"type": "any"}
+    assert to_messages({"messages": messages, "response_format": {"type": "text"}}) == to_messages(
+        {"messages": messages}
+    )
+
+
+def test_json_object_is_a_system_instruction() -> None:
+    out = to_messages(
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "x"},
+            ],
+            "response_format": {"type": "json_object"},
+        }
+    )
+    assert out["system"] == "Be brief.\n\n" + JSON_OBJECT_INSTRUCTION
+    assert "tools" not in out
+
+
+def test_json_schema_answer_through_the_sdk(
+    make_gateway: GatewayFactory, upstream: Upstream
+) -> None:
+    gw = make_gateway({"claude": claude(upstream.url)})
+    client = gw.client()
+    messages = [{"role": "user", "content": "weather?"}]
+    answer = client.chat.completions.create(
+        model="claude", messages=messages, response_format=WEATHER_SCHEMA
+    )
+    choice = answer.choices[0]
+    assert choice.message.content == '{"city":"Paris"}'
+    assert choice.message.tool_calls is None and choice.finish_reason == "stop"
+    assert upstream.fake.seen[-1].body["tool_choice"] == {"type": "tool", "name": "weather"}
+    parsed = client.chat.completions.parse(
+        model="claude", messages=messages, response_format=Weather
+    )
+    assert parsed.choices[0].message.parsed == Weather(city="Paris")
+
+
+def test_json_schema_answer_streams_as_content(
+    make_gateway: GatewayFactory, upstream: Upstream
+) -> None:
+    gw = make_gateway({"claude": claude(upstream.url)})
+    chunks = list(
+        gw.client().chat.completions.create(
+            model="claude",
+            messages=[{"role": "user", "content": "weather?"}],
+            response_format=WEATHER_SCHEMA,
+            stream=True,
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert json.loads(text) == {"city": "Paris"}
+    assert not [c for c in chunks if c.choices and c.choices[0].delta.tool_calls]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+
+
+def test_bad_response_format_is_a_400(make_gateway: GatewayFactory, upstream: Upstream) -> None:
+    gw = make_gateway({"claude": claude(upstream.url)})
+    with pytest.raises(openai.BadRequestError) as caught:
+        gw.client().chat.completions.create(
+            model="claude",
+            messages=[{"role": "user", "content": "hi"}],
+            response_format={"type": "yaml"},  # type: ignore[typeddict-item]
+        )
+    assert caught.value.param == "response_format.type"
+    assert not upstream.fake.seen
+
+
+def test_n_fans_out_and_merges(make_gateway: GatewayFactory, upstream: Upstream) -> None:
+    gw = make_gateway({"claude": claude(upstream.url)})
+    answer = gw.client().chat.completions.create(
+        model="claude", messages=[{"role": "user", "content": "hi"}], n=3
+    )
+    assert [c.index for c in answer.choices] == [0, 1, 2]
+    assert {c.message.content for c in answer.choices} == {"claude: hi"}
+    assert answer.usage is not None
+    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (33, 12)
+    assert answer.usage.total_tokens == 45
+    assert len(upstream.fake.seen) == 3 and "n" not in upstream.fake.seen[0].body
+
+
+def test_n_fails_as_one_and_is_retried(make_gateway: GatewayFactory, upstream: Upstream) -> None:
+    gw = make_gateway({"claude": claude(upstream.url)}, router={"backoff": 0})
+    upstream.fake.failures = [(529, "Overloaded")]
+    answer = gw.client().chat.completions.create(
+        model="claude", messages=[{"role": "user", "content": "hi"}], n=2
+    )
+    assert len(answer.choices) == 2
+    assert len(upstream.fake.seen) >= 3  # one of the first two failed: both asked again
+
+
+def test_n_with_stream_is_a_400(make_gateway: GatewayFactory, upstream: Upstream) -> None:
+    gw = make_gateway({"claude": claude(upstream.url)})
+    with pytest.raises(openai.BadRequestError) as caught:
+        gw.client().chat.completions.create(
+            model="claude", messages=[{"role": "user", "content": "hi"}], n=2, stream=True
+        )
+    assert caught.value.param == "n"
+    assert not upstream.fake.seen

@@ -3,10 +3,16 @@
 Covers system prompts, text and image parts, tools (definitions, ``tool_choice``, assistant
 tool calls and tool results), ``stop``, ``max_tokens`` and usage, streaming included. Anthropic
 parameters with no OpenAI equivalent (``top_k``, ``thinking``, ``service_tier``) pass through.
+
+``response_format``: a ``json_schema`` becomes a tool whose ``input_schema`` is the schema, and
+the model is made to call it; its input comes back as the message ``content`` (JSON text), as
+OpenAI returns structured output. ``json_object`` adds an instruction to the system prompt
+(the Messages API has no JSON mode). ``n > 1`` sends n requests at once and merges the answers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +28,12 @@ DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 PASSTHROUGH = ("top_k", "thinking", "service_tier")
+#: Appended to the system prompt for ``response_format: {"type": "json_object"}``.
+JSON_OBJECT_INSTRUCTION = (
+    "Respond with a single valid JSON object only: no prose, no Markdown code fences."
+)
+#: Name of the answer tool when a ``json_schema`` response format does not name itself.
+DEFAULT_SCHEMA_NAME = "response"
 FINISH = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -76,8 +88,6 @@ def _arguments(raw: Any) -> Any:
 
 def to_messages(body: dict[str, Any]) -> dict[str, Any]:
     """An OpenAI chat completion request as an Anthropic Messages request."""
-    if (body.get("n") or 1) > 1:
-        raise AttemptFailed(BadRequest("n > 1 is not supported by anthropic", param="n"), FATAL)
     system: list[str] = []
     messages: list[dict[str, Any]] = []
 
@@ -161,7 +171,65 @@ def to_messages(body: dict[str, Any]) -> dict[str, Any]:
     user = body.get("user")
     if isinstance(user, str):
         out["metadata"] = {"user_id": user}
+    _response_format(body, out)
     return out
+
+
+def _bad_format(message: str, param: str = "response_format") -> AttemptFailed:
+    return AttemptFailed(BadRequest(message, param=param, code="invalid_value"), FATAL)
+
+
+def schema_tool(body: dict[str, Any]) -> str | None:
+    """The name of the answer tool standing for a ``json_schema`` response format, if any."""
+    spec = body.get("response_format")
+    if not isinstance(spec, dict) or spec.get("type") != "json_schema":
+        return None
+    schema = spec.get("json_schema")
+    name = schema.get("name") if isinstance(schema, dict) else None
+    return name if isinstance(name, str) and name else DEFAULT_SCHEMA_NAME
+
+
+def _response_format(body: dict[str, Any], out: dict[str, Any]) -> None:
+    """Honour ``response_format`` with what the Messages API has: a forced tool, or words."""
+    spec = body.get("response_format")
+    if spec is None:
+        return
+    kind = spec.get("type")
+    if kind == "text":
+        return
+    if kind == "json_object":
+        out["system"] = "\n\n".join(s for s in (out.get("system"), JSON_OBJECT_INSTRUCTION) if s)
+        return
+    if kind != "json_schema":
+        raise _bad_format(
+            f"response_format.type {kind!r} is not one of text, json_object, json_schema",
+            "response_format.type",
+        )
+    schema = spec.get("json_schema")
+    if not isinstance(schema, dict) or not isinstance(schema.get("schema", {}), dict):
+        raise _bad_format("expected an object with name and schema", "response_format.json_schema")
+    name = schema_tool(body)
+    tools: list[dict[str, Any]] = out.get("tools", [])
+    if any(t.get("name") == name for t in tools):
+        raise _bad_format(
+            f"the schema name {name!r} is also the name of a tool",
+            "response_format.json_schema.name",
+        )
+    tool = {
+        "name": name,
+        "description": schema.get("description") or "Give the answer in this exact shape.",
+        "input_schema": schema.get("schema") or {"type": "object"},
+    }
+    choice = out.get("tool_choice") or {}
+    if not tools or choice.get("type") == "none":
+        # Only the answer tool, and it must be called.
+        out["tools"] = [tool]
+        out["tool_choice"] = {"type": "tool", "name": name}
+        return
+    out["tools"] = [*tools, tool]
+    if choice.get("type") != "tool":
+        # The model calls one of the client's tools or answers through the schema.
+        out["tool_choice"] = {**choice, "type": "any"}
 
 
 def to_usage(usage: dict[str, Any]) -> dict[str, int]:
@@ -176,13 +244,20 @@ def to_usage(usage: dict[str, Any]) -> dict[str, int]:
     }
 
 
-def to_completion(doc: dict[str, Any]) -> dict[str, Any]:
-    """An Anthropic message as an OpenAI chat completion."""
+def to_completion(doc: dict[str, Any], schema: str | None = None) -> dict[str, Any]:
+    """An Anthropic message as an OpenAI chat completion.
+
+    A call of the ``schema`` tool (see :func:`schema_tool`) is the answer: its input becomes the
+    message content, as JSON text.
+    """
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
+    answer: str | None = None
     for block in doc.get("content") or []:
         if block.get("type") == "text":
             texts.append(block.get("text", ""))
+        elif block.get("type") == "tool_use" and schema is not None and block.get("name") == schema:
+            answer = orjson.dumps(block.get("input") or {}).decode()
         elif block.get("type") == "tool_use":
             calls.append(
                 {
@@ -194,9 +269,12 @@ def to_completion(doc: dict[str, Any]) -> dict[str, Any]:
                     },
                 }
             )
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
+    message: dict[str, Any] = {"role": "assistant", "content": answer or "".join(texts) or None}
     if calls:
         message["tool_calls"] = calls
+    finish = FINISH.get(doc.get("stop_reason") or "", "stop")
+    if answer is not None and not calls:
+        finish = "stop"
     return {
         "id": doc.get("id", ""),
         "object": "chat.completion",
@@ -206,12 +284,25 @@ def to_completion(doc: dict[str, Any]) -> dict[str, Any]:
             {
                 "index": 0,
                 "message": message,
-                "finish_reason": FINISH.get(doc.get("stop_reason") or "", "stop"),
+                "finish_reason": finish,
                 "logprobs": None,
             }
         ],
         "usage": to_usage(doc.get("usage") or {}),
     }
+
+
+def merge_choices(answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """One completion with the choices of several (renumbered) and their usage summed."""
+    merged = {**answers[0], "choices": []}
+    usage = dict.fromkeys(("prompt_tokens", "completion_tokens", "total_tokens"), 0)
+    for answer in answers:
+        for choice in answer["choices"]:
+            merged["choices"].append({**choice, "index": len(merged["choices"])})
+        for name in usage:
+            usage[name] += answer["usage"][name]
+    merged["usage"] = usage
+    return merged
 
 
 class AnthropicProvider(Provider):
@@ -234,6 +325,19 @@ class AnthropicProvider(Provider):
         return url, orjson.dumps(payload), headers
 
     async def chat(self, deployment: Deployment, body: dict[str, Any]) -> dict[str, Any]:
+        n = body.get("n") or 1
+        if n == 1:
+            return await self._message(deployment, body)
+        # The Messages API answers once per request: ask n times at once and merge.
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._message(deployment, body)) for _ in range(n)]
+        except BaseExceptionGroup as failed:
+            # The first failure decides (the others were cancelled): retry or fall back as one.
+            raise failed.exceptions[0] from None
+        return merge_choices([t.result() for t in tasks])
+
+    async def _message(self, deployment: Deployment, body: dict[str, Any]) -> dict[str, Any]:
         url, content, headers = self._request(deployment, body, False)
         reply = await self.upstream.post(url, content, headers, deployment.timeouts)
         if reply.status >= 400:
@@ -242,13 +346,19 @@ class AnthropicProvider(Provider):
             doc = orjson.loads(reply.content)
         except orjson.JSONDecodeError:
             raise AttemptFailed(UpstreamError("anthropic answered with invalid JSON")) from None
-        return to_completion(doc)
+        return to_completion(doc, schema_tool(body))
 
     async def chat_stream(
         self, deployment: Deployment, body: dict[str, Any]
     ) -> AsyncIterator[dict[str, Any]]:
+        if (body.get("n") or 1) > 1:
+            raise AttemptFailed(
+                BadRequest("n > 1 is not supported with stream by anthropic", param="n"), FATAL
+            )
         url, content, headers = self._request(deployment, body, True)
         timeouts = deployment.timeouts
+        schema = schema_tool(body)
+        answer_block: int | None = None  # the block of the schema tool, streamed as content
         base: dict[str, Any] = {
             "id": "",
             "object": "chat.completion.chunk",
@@ -279,7 +389,9 @@ class AnthropicProvider(Provider):
                     yield chunk({"role": "assistant", "content": ""})
                 elif kind == "content_block_start":
                     block = event.get("content_block") or {}
-                    if block.get("type") == "tool_use":
+                    if block.get("type") == "tool_use" and schema and block.get("name") == schema:
+                        answer_block = event.get("index", 0)
+                    elif block.get("type") == "tool_use":
                         index = tools[event.get("index", 0)] = len(tools)
                         call = {
                             "index": index,
@@ -295,6 +407,9 @@ class AnthropicProvider(Provider):
                     if delta.get("type") == "text_delta":
                         yield chunk({"content": delta.get("text", "")})
                     elif delta.get("type") == "input_json_delta":
+                        if event.get("index", 0) == answer_block:
+                            yield chunk({"content": delta.get("partial_json", "")})
+                            continue
                         index = tools.get(event.get("index", 0), 0)
                         part = {
                             "index": index,
@@ -304,7 +419,10 @@ class AnthropicProvider(Provider):
                 elif kind == "message_delta":
                     usage.update(event.get("usage") or {})
                     reason = (event.get("delta") or {}).get("stop_reason")
-                    yield chunk({}, FINISH.get(reason or "", "stop"))
+                    finish = FINISH.get(reason or "", "stop")
+                    if answer_block is not None and not tools:
+                        finish = "stop"
+                    yield chunk({}, finish)
                 elif kind == "message_stop":
                     yield {**base, "choices": [], "usage": to_usage(usage)}
                     return
