@@ -5,8 +5,14 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+    from tests.conftest import LiveServer
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -39,6 +45,30 @@ def chromium() -> Iterator[object]:
             yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture
+def tab(chromium: Browser, live_server: LiveServer) -> Iterator[Page]:
+    """A fresh light-mode browser tab on the live server."""
+    context = chromium.new_context(
+        base_url=live_server.url, viewport={"width": 1280, "height": 800}, color_scheme="light"
+    )
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def sign_in(page: Page, email: str, password: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto("/")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
 def screenshot(page: object, name: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,34 +12,13 @@ from pilothouse.runtime import Runtime
 from pilothouse.store import identity as store
 from pilothouse.store import traces as store_traces
 from tests.conftest import ADMIN_PASSWORD, LiveServer
-from tests.web.browser import chromium, screenshot
+from tests.web.browser import chromium, screenshot, sign_in, tab
 from tests.web.conftest import ADMIN_EMAIL, VIEWER_EMAIL, VIEWER_PASSWORD, add_user
 
-__all__ = ["chromium"]
+__all__ = ["chromium", "tab"]
 
 # Browser flows run on SQLite; the storage behind them is tested on both backends elsewhere.
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-def tab(chromium: Browser, live_server: LiveServer) -> Iterator[Page]:
-    context = chromium.new_context(
-        base_url=live_server.url, viewport={"width": 1280, "height": 800}, color_scheme="light"
-    )
-    page = context.new_page()
-    page.on("dialog", lambda dialog: dialog.accept())
-    try:
-        yield page
-    finally:
-        context.close()
-
-
-def sign_in(page: Page, email: str, password: str) -> None:
-    page.goto("/")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
 def test_sign_in_create_and_revoke_an_api_key(tab: Page, runtime: Runtime) -> None:

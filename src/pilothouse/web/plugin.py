@@ -14,7 +14,16 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from pilothouse.hookspecs import hookimpl
-from pilothouse.web.pages import auth, evals, guardrails, home, prompts, settings, traces
+from pilothouse.web.pages import (
+    auth,
+    evals,
+    guardrails,
+    home,
+    playground,
+    prompts,
+    settings,
+    traces,
+)
 from pilothouse.web.ui import HERE, Handler, WebUI
 
 if TYPE_CHECKING:
@@ -35,10 +44,13 @@ PAGES: list[tuple[str, Handler, list[str], bool]] = [
     (P + "/traces/{trace_id}/scores", traces.add_score, POST, True),
     (P + "/sessions/{session_id}", traces.session, GET, True),
     (P + "/prompts", prompts.prompt_list, GET, True),
-    # Specific prompt routes first: names may contain "/", and "diff"/"labels" are reserved.
+    # Specific prompt routes first: names may contain "/"; "diff", "labels", "playground" are
+    # reserved.
     (P + "/prompts/{name:path}/diff", prompts.prompt_diff, GET, True),
     (P + "/prompts/{name:path}/labels/move", prompts.move_label, BOTH, True),
     (P + "/prompts/{name:path}/labels/rollback", prompts.rollback_label, BOTH, True),
+    (P + "/prompts/{name:path}/playground/stream", playground.playground_stream, POST, True),
+    (P + "/prompts/{name:path}/playground", playground.playground, BOTH, True),
     (P + "/prompts/{name:path}", prompts.prompt_detail, GET, True),
     (P + "/datasets", evals.datasets, GET, True),
     (P + "/datasets/{name}", evals.dataset, GET, True),
