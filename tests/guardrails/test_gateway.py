@@ -13,7 +13,8 @@ import yaml
 
 from tests.conftest import ADMIN_KEY
 from tests.gateway.conftest import GatewayFactory, SpanSink
-from tests.gateway.fakes import read_body, serve_lifespan
+from tests.guardrails.upstreams import ScriptedUpstream
+from tests.guardrails.upstreams import leaky as leaky_model
 
 POLICIES = {
     "policies": {
@@ -175,46 +176,13 @@ def test_no_policy_means_no_guardrails(make_gateway: GatewayFactory) -> None:
     assert answer.choices[0].message.content == f"mail {EMAIL}"
 
 
-class LeakyUpstream:
-    """An OpenAI-compatible upstream whose model repeats its system prompt."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            await serve_lifespan(receive, send)
-            return
-        raw = await read_body(receive)
-        body = orjson.loads(raw)
-        self.bodies.append(body)
-        system = next((m["content"] for m in body["messages"] if m["role"] == "system"), "")
-        doc = {
-            "id": "x",
-            "object": "chat.completion",
-            "created": 1,
-            "model": body["model"],
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": f"My instructions: {system}"},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        }
-        headers = [(b"content-type", b"application/json")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": orjson.dumps(doc)})
-
-
 def test_planted_canary_catches_a_system_prompt_leak(
     make_gateway: GatewayFactory, tmp_path: Path
 ) -> None:
     from tests.conftest import LiveServer
     from tests.gateway.conftest import openai_model
 
-    leaky = LeakyUpstream()
+    leaky = ScriptedUpstream(leaky_model)
     path = tmp_path / "guardrails.yaml"
     rules = {"output": [{"check": "canary", "action": "block", "options": {"inject": True}}]}
     path.write_text(yaml.safe_dump({"policies": {"canary": rules}}))

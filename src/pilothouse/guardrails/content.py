@@ -123,26 +123,36 @@ def _strip_fence(text: str) -> str:
     return m.group(1) if m else stripped
 
 
-def scan_json_schema(text: str, where: Where, options: Mapping[str, Any]) -> list[Finding]:
-    """Fires when the text is not JSON, or is JSON that does not match ``options.schema``."""
+def schema_errors(text: str, schema: Any) -> tuple[str, list[jsonschema.ValidationError]]:
+    """Why ``text`` is not JSON matching ``schema``: a finding type ('' when valid) and the
+    schema errors, ordered by path."""
     try:
         value = json.loads(_strip_fence(text))
     except ValueError:
-        return [Finding("json_schema", "INVALID_JSON", 0, len(text), 1.0, ("json:parse_error",))]
-    schema = options.get("schema")
+        return "INVALID_JSON", []
     if schema is None:
-        return []
+        return "", []
     validator = _validator(json.dumps(schema, sort_keys=True))
     if validator is None:
-        return [Finding("json_schema", "INVALID_SCHEMA", 0, len(text), 1.0, ("json:bad_schema",))]
+        return "INVALID_SCHEMA", []
     errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
-    if not errors:
+    return ("SCHEMA_MISMATCH" if errors else ""), errors
+
+
+def error_path(error: jsonschema.ValidationError) -> str:
+    return "/".join(str(p) for p in error.absolute_path) or "$"
+
+
+def scan_json_schema(text: str, where: Where, options: Mapping[str, Any]) -> list[Finding]:
+    """Fires when the text is not JSON, or is JSON that does not match ``options.schema``."""
+    kind, errors = schema_errors(text, options.get("schema"))
+    if not kind:
         return []
-    signals = tuple(
-        "schema:" + ("/".join(str(p) for p in e.absolute_path) or "$") + f":{e.validator}"
-        for e in errors[:5]
-    )
-    return [Finding("json_schema", "SCHEMA_MISMATCH", 0, len(text), 1.0, signals)]
+    signals = {
+        "INVALID_JSON": ("json:parse_error",),
+        "INVALID_SCHEMA": ("json:bad_schema",),
+    }.get(kind) or tuple(f"schema:{error_path(e)}:{e.validator}" for e in errors[:5])
+    return [Finding("json_schema", kind, 0, len(text), 1.0, signals)]
 
 
 def make_canary() -> str:
@@ -178,10 +188,12 @@ def scan_canary(text: str, where: Where, options: Mapping[str, Any]) -> list[Fin
 
 __all__ = [
     "CANARY_PREFIX",
+    "error_path",
     "make_canary",
     "scan_canary",
     "scan_json_schema",
     "scan_keywords",
     "scan_max_length",
     "scan_regex",
+    "schema_errors",
 ]

@@ -16,11 +16,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from pilothouse.errors import GuardrailBlocked
 from pilothouse.guardrails.content import make_canary
 from pilothouse.guardrails.engine import Guardrails
-from pilothouse.guardrails.model import REWRITING, Decision, Where
+from pilothouse.guardrails.model import REWRITING, Where
 from pilothouse.guardrails.policy import Attach, Policy
+from pilothouse.guardrails.record import blocked, record
+from pilothouse.guardrails.repair import Repair, repairable
 from pilothouse.guardrails.rewrite import StreamRestorer, Vault, resolve_overlaps, rewrite
 
 if TYPE_CHECKING:
@@ -66,16 +67,6 @@ def _text_slots(body: dict[str, Any]) -> Iterator[Slot]:
             for i, item in enumerate(value):
                 if isinstance(item, str):
                     yield value, i, "input", f"{name}[{i}]"
-
-
-def blocked(decision: Decision, path: str) -> GuardrailBlocked:
-    """The client-facing error: names the policy, check and field, never the matched text."""
-    return GuardrailBlocked(
-        f"blocked by guardrail policy {decision.policy!r}: the {decision.blocked_by!r} check "
-        f"fired on the {decision.where} ({path})",
-        param=path,
-        errors=[{"path": path, "policy": decision.policy, "check": decision.blocked_by}],
-    )
 
 
 @dataclass
@@ -172,67 +163,6 @@ def select_policy(guard: Guardrails, call: Call, fallback: str) -> Policy | None
     return guard.policy(fallback) if fallback else None
 
 
-class GuardrailMetrics:
-    """Prometheus counters of guardrail decisions, on the gateway's metrics registry."""
-
-    def __init__(self, registry: Any) -> None:
-        from prometheus_client import Counter, Histogram
-
-        self.decisions = Counter(
-            "pilothouse_guardrail_decisions",
-            "Guardrail decisions on gateway texts, by policy, where and verdict.",
-            ["policy", "where", "verdict"],
-            registry=registry,
-        )
-        self.fired = Counter(
-            "pilothouse_guardrail_fired",
-            "Guardrail rules that fired, by policy, check and action.",
-            ["policy", "check", "action"],
-            registry=registry,
-        )
-        self.latency = Histogram(
-            "pilothouse_guardrail_seconds",
-            "Time spent running a policy on one text.",
-            ["where"],
-            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1),
-            registry=registry,
-        )
-
-    def observe(self, decision: Decision) -> None:
-        self.decisions.labels(decision.policy, decision.where, decision.verdict).inc()
-        self.latency.labels(decision.where).observe(decision.latency_ms / 1000)
-        for outcome in decision.outcomes:
-            if outcome.fired:
-                self.fired.labels(decision.policy, outcome.check, outcome.action).inc()
-
-
-def metrics_for(call: Call) -> GuardrailMetrics | None:
-    """The runtime's guardrail metrics (created with the gateway's registry), if any."""
-    state = call.runtime.state
-    found = state.get("guardrails.metrics")
-    if found is None:
-        try:
-            from pilothouse.gateway.metrics import metrics_of
-        except ImportError:  # a build without the gateway's metrics
-            return None
-        found = state["guardrails.metrics"] = GuardrailMetrics(metrics_of(call.runtime).registry)
-    metrics: GuardrailMetrics = found
-    return metrics
-
-
-def _record(call: Call, decision: Decision, path: str) -> None:
-    metrics = metrics_for(call)
-    if metrics is not None:
-        metrics.observe(decision)
-    entry = decision.public()
-    entry["path"] = path
-    summary = call.metadata.setdefault("guardrails", {"policy": decision.policy, "decisions": []})
-    summary["decisions"].append(entry)
-    if decision.verdict != "allow":
-        summary["verdict"] = decision.verdict
-    summary["latency_ms"] = round(sum(d["latency_ms"] for d in summary["decisions"]), 4)
-
-
 def check_request(guard: Guardrails, policy: Policy, call: Call, vaults: Vaults) -> None:
     """Input and context checks on the body; rewrites it in place or raises GuardrailBlocked."""
     vault = Vault()
@@ -246,7 +176,7 @@ def check_request(guard: Guardrails, policy: Policy, call: Call, vaults: Vaults)
         if not chosen.rules(where):
             continue
         decision = guard.check(container[key], chosen, where, vault)
-        _record(call, decision, path)
+        record(call, decision, path)
         if decision.blocked:
             raise blocked(decision, path)
         if decision.text != container[key]:
@@ -272,22 +202,31 @@ def _output_slots(response: dict[str, Any]) -> Iterator[Slot]:
 
 def check_response(
     guard: Guardrails, policy: Policy, call: Call, response: dict[str, Any], pending: Pending
-) -> None:
-    """Output checks on a complete answer, then pseudonyms restored; may raise GuardrailBlocked."""
+) -> Repair | None:
+    """Output checks on a complete answer, then pseudonyms restored; may raise GuardrailBlocked.
+
+    Returns a :class:`Repair` instead of raising when a ``json_schema`` rule with ``repair``
+    blocked the answer: the caller asks the model once more (:func:`repair_answer`).
+    """
     vault = pending.vault
     policy = with_canaries(policy, pending.canaries)
-    for container, key, where, path in list(_output_slots(response)):
+    slots = list(_output_slots(response))
+    for container, key, where, path in slots:
         text = container[key]
         if policy.rules("output"):
             decision = guard.check(text, policy, where, vault)
-            _record(call, decision, path)
+            record(call, decision, path)
             if decision.blocked:
-                raise blocked(decision, path)
+                rule = repairable(policy, decision, call, len(slots))
+                if rule is None:
+                    raise blocked(decision, path)
+                return Repair(guard, call, response, rule, policy, vault, decision, path, text)
             text = decision.text
-        elif vault is not None:
+        else:
             text = vault.restore(text)
         if text != container[key]:
             _replace(response, container, key, text)
+    return None
 
 
 def _replace(response: dict[str, Any], container: dict[str, Any], key: str, text: str) -> None:
@@ -330,7 +269,7 @@ def stream_filter(
         window = state.tail + state.held
         decision = guard.check(window, policy, "output", None)
         if decision.blocked:
-            _record(call, decision, f"choices[{index}].delta.content")
+            record(call, decision, f"choices[{index}].delta.content")
             raise blocked(decision, f"choices[{index}].delta.content")
         offset = len(state.tail)
         cut = len(state.held) if done else max(0, len(state.held) - hold)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -175,14 +175,17 @@ async def gateway_request(call: Call) -> None:
 
 
 @hookimpl(tryfirst=True)
-def gateway_response(call: Call, response: dict[str, Any]) -> None:
-    """Output checks on a complete answer; placeholders restored before anything else sees it."""
+def gateway_response(call: Call, response: dict[str, Any]) -> Awaitable[None] | None:
+    """Output checks on a complete answer; placeholders restored before anything else sees it.
+
+    A coroutine only when a ``json_schema`` rule asks to repair an invalid answer.
+    """
     if "guardrails" not in call.metadata:
-        return
+        return None
     guard, vaults = _state(call)
     pending = vaults.pop(call.request_id) or Pending()
     policy = pending.policy or guard.policy(call.metadata["guardrails"]["policy"])
-    check_response(guard, policy, call, response, pending)
+    return check_response(guard, policy, call, response, pending)
 
 
 @hookimpl
