@@ -39,12 +39,15 @@ class Breaker:
     success closes it.
     """
 
-    __slots__ = ("failures", "open_until", "tripped")
+    __slots__ = ("failures", "last_error", "last_error_at", "open_until", "streak", "tripped")
 
     def __init__(self) -> None:
-        self.failures = 0
+        self.failures = 0  # towards the next trip
         self.open_until = 0.0
         self.tripped = False
+        self.streak = 0  # consecutive failures, for the state API
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None  # wall-clock time of the last failure
 
     def allows(self, now: float) -> bool:
         return now >= self.open_until
@@ -52,13 +55,24 @@ class Breaker:
     def success(self) -> None:
         self.failures = 0
         self.tripped = False
+        self.streak = 0
 
-    def failure(self, now: float, policy: RouterPolicy) -> None:
+    def failure(self, now: float, policy: RouterPolicy, error: str | None = None) -> None:
         self.failures += 1
+        self.streak += 1
+        if error is not None:
+            self.last_error = error
+            self.last_error_at = time.time()
         if self.tripped or self.failures >= policy.breaker_failures:
             self.tripped = True
             self.failures = 0
             self.open_until = now + policy.breaker_cooldown
+
+    def state(self, now: float) -> str:
+        """``closed``, ``open`` (left out until ``open_until``) or ``half-open`` (on trial)."""
+        if not self.tripped:
+            return "closed"
+        return "open" if now < self.open_until else "half-open"
 
 
 @dataclass(slots=True)
@@ -209,7 +223,7 @@ class Router:
                     last = failed
                     if not failed.retryable:
                         raise
-                    breaker.failure(time.monotonic(), policy)
+                    breaker.failure(time.monotonic(), policy, failed.error.detail)
                     continue
                 call.upstream_s += time.perf_counter() - started
                 breaker.success()
