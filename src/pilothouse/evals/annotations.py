@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
+from sqlalchemy.engine import Connection, RowMapping
 
 from pilothouse.api.deps import Caller, ProjectQ, RuntimeDep, Strict, project_of
 from pilothouse.errors import BadRequest
@@ -210,18 +211,31 @@ def annotate(
 ) -> dict[str, Any]:
     """Score an item by the queue's rubric; trace items get the scores on their trace."""
     queue = _queue(runtime, caller, queue_id, "write")
-    _check_scores(queue["score_configs"], body.scores)
     with runtime.db.write() as conn:
-        item = store.get_item(conn, queue_id, item_id)
-        row = store.annotate(conn, queue, item, caller.name, body.scores, body.comment)
-        if item["trace_id"]:
-            now = utcnow()
-            conn.execute(
-                trace_store.scores.insert(),
-                [_trace_score(queue, item, caller.name, k, v, body.comment, now)
-                 for k, v in body.scores.items()],
-            )  # fmt: skip
+        row = record_annotation(conn, queue, item_id, caller.name, body.scores, body.comment)
     return dict(row)
+
+
+def record_annotation(
+    conn: Connection,
+    queue: dict[str, Any],
+    item_id: int,
+    reviewer: str,
+    scores: dict[str, Any],
+    comment: str | None,
+) -> RowMapping:
+    """Check ``scores`` against the rubric and store the annotation (for the API and the
+    console); a trace item gets the scores on its trace too."""
+    _check_scores(queue["score_configs"], scores)
+    item = store.get_item(conn, queue["id"], item_id)
+    row = store.annotate(conn, queue, item, reviewer, scores, comment)
+    if item["trace_id"]:
+        now = utcnow()
+        conn.execute(
+            trace_store.scores.insert(),
+            [_trace_score(queue, item, reviewer, k, v, comment, now) for k, v in scores.items()],
+        )
+    return row
 
 
 def _trace_score(

@@ -208,3 +208,10 @@ def counts(conn: Connection, queue_id: int) -> dict[str, int]:
     i = annotation_items.c
     query = sa.select(i.status, sa.func.count()).where(i.queue_id == queue_id).group_by(i.status)
     return {status: n for status, n in conn.execute(query)}
+
+
+def annotation_by(conn: Connection, item_id: int, reviewer: str) -> RowMapping | None:
+    """The reviewer's annotation of one item, if they made one."""
+    a = item_annotations.c
+    query = sa.select(item_annotations).where(a.item_id == item_id, a.reviewer == reviewer)
+    return conn.execute(query).mappings().first()

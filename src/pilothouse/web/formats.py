@@ -1,9 +1,11 @@
-"""How numbers, times and money read in the UI (Jinja filters)."""
+"""How numbers, times, money and stored values read in the UI (Jinja filters and globals)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 
 def when(value: datetime | None) -> str:
@@ -64,6 +66,28 @@ def plural(n: int, word: str) -> str:
 def short(value: Any, length: int = 80) -> str:
     text = "" if value is None else str(value)
     return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def messages_of(value: Any) -> list[dict[str, Any]] | None:
+    """Chat messages as a list of {role, content, ...}, or None when ``value`` is not a chat."""
+    if isinstance(value, dict) and isinstance(value.get("messages"), list):
+        value = value["messages"]
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(m, dict) and "role" in m for m in value)
+    ):
+        return value
+    return None
+
+
+def as_text(value: Any) -> str:
+    """Anything stored on a span, as readable text (JSON pretty-printed)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode()
 
 
 FILTERS = {

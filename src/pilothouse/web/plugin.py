@@ -21,6 +21,7 @@ from pilothouse.web.pages import (
     home,
     playground,
     prompts,
+    review,
     settings,
     traces,
 )
@@ -56,6 +57,10 @@ PAGES: list[tuple[str, Handler, list[str], bool]] = [
     (P + "/datasets/{name}", evals.dataset, GET, True),
     (P + "/experiments/compare", evals.compare, GET, True),
     (P + "/experiments/{experiment_id:int}", evals.experiment, GET, True),
+    (P + "/annotations", review.queues, GET, True),
+    (P + "/annotations/{queue_id:int}", review.queue, GET, True),
+    (P + "/annotations/{queue_id:int}/next", review.next_item, POST, True),
+    (P + "/annotations/{queue_id:int}/items/{item_id:int}", review.item, BOTH, True),
     (P + "/guardrails", guardrails.guardrails, BOTH, True),
     (P + "/settings", settings.keys, GET, True),
     (P + "/settings/keys", settings.keys, GET, True),
@@ -73,6 +78,7 @@ NAV: list[tuple[str, str]] = [
     ("Traces", "/traces"),
     ("Prompts", "/prompts"),
     ("Evaluations", "/datasets"),
+    ("Review", "/annotations"),
     ("Guardrails", "/guardrails"),
     ("Settings", "/settings"),
 ]

@@ -148,7 +148,9 @@ class WebUI:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.templates.globals.update(charts=charts, fmt=formats)
+        self.templates.globals.update(
+            charts=charts, fmt=formats, messages_of=formats.messages_of, as_text=formats.as_text
+        )
         self.templates.filters.update(formats.FILTERS)
 
     def view(self, handler: Handler, *, login: bool = True) -> Endpoint:

@@ -152,28 +152,6 @@ def span_kind(span: dict[str, Any]) -> str:
     return "span"
 
 
-def messages_of(value: Any) -> list[dict[str, Any]] | None:
-    """Chat messages as a list of {role, content, ...}, or None when ``value`` is not a chat."""
-    if isinstance(value, dict) and isinstance(value.get("messages"), list):
-        value = value["messages"]
-    if (
-        isinstance(value, list)
-        and value
-        and all(isinstance(m, dict) and "role" in m for m in value)
-    ):
-        return value
-    return None
-
-
-def as_text(value: Any) -> str:
-    """Anything stored on a span, as readable text (JSON pretty-printed)."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode()
-
-
 def _trace(page: Page, trace_id: str) -> tuple[Any, list[Any], list[Any]]:
     if len(trace_id) != 32 or any(c not in "0123456789abcdef" for c in trace_id.lower()):
         raise NotFound(f"trace {trace_id!r} not found")
@@ -204,8 +182,6 @@ def trace_detail(page: Page) -> Response:
         spans=flat,
         selected=selected,
         scores=[dict(s) for s in scores],
-        messages_of=messages_of,
-        as_text=as_text,
     )
 
 
