@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pilothouse.guardrails import Vault, check
+from pilothouse.guardrails import Vault, check, embeddings
 from pilothouse.guardrails.engine import collect_checks
 from pilothouse.guardrails.model import WHERES
 from pilothouse.guardrails.rewrite import resolve_overlaps
@@ -20,6 +20,11 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "max_length": {"max_chars": 5},
     "json_schema": {"schema": {"type": "object"}},
     "canary": {"tokens": ["ph-canary-0123456789abcdef"]},
+    "topics": {
+        "deny": {"t": {"description": "x y", "keywords": ["acme", "é"]}, "u": ["1"]},
+        "allow": {"a": "billing and refunds"},
+    },
+    "groundedness": {"context": ["Some context: 42 things.\nAnother é line", "x"]},
 }
 # Text with the characters that trip up regexes and normalizers most.
 TRICKY = st.text(
@@ -41,6 +46,23 @@ def test_no_check_raises_and_offsets_are_valid(text: str) -> None:
         for where in c.wheres:
             found = c.scan(text, where, {**c.defaults, **OPTIONS.get(name, {})})
             for f in found:
+                assert 0 <= f.start <= f.end <= len(text)
+                assert 0.0 <= f.score <= 1.0
+
+
+def letter_embedder(texts: list[str]) -> list[list[float]]:
+    """Deterministic vectors (letter counts), some of them all zero."""
+    return [[float(t.lower().count(c)) for c in "aeiou1 "] for t in texts]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(TRICKY, st.lists(TRICKY, max_size=3))
+def test_embedding_paths_never_raise(text: str, context: list[str]) -> None:
+    with embeddings.using(letter_embedder):
+        for name in ("topics", "groundedness"):
+            c = CHECKS[name]
+            options = {**OPTIONS[name], "context": context or OPTIONS["groundedness"]["context"]}
+            for f in c.scan(text, "output", options):
                 assert 0 <= f.start <= f.end <= len(text)
                 assert 0.0 <= f.score <= 1.0
 

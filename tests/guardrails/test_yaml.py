@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,13 @@ from pilothouse.errors import ConfigError
 from pilothouse.gateway.call import Call
 from pilothouse.gateway.config import load, parse
 from pilothouse.gateway.plugin import gateway_of
+from pilothouse.guardrails import embeddings
 from pilothouse.guardrails.engine import Guardrails
 from pilothouse.guardrails.gateway import select_policy
 from pilothouse.identity.keys import ApiKey
 from tests.conftest import ADMIN_KEY
 from tests.gateway.conftest import GatewayFactory
+from tests.guardrails.test_topics import MEDICAL
 
 ECHO = {"mock/echo": {"deployments": [{"provider": "mock", "model": "echo"}]}}
 SECRET = "ghp_" + "Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0Fe9Dc8"
@@ -44,6 +47,9 @@ def section(**policies: Any) -> dict[str, Any]:
         (section(p={"attach": {"projects": ["one"]}}), "guardrails.policies.p.attach.projects", "integer"),
         (section(p={"attach": {"model": ["x"]}}), "guardrails.policies.p.attach.model", "unknown field"),
         ({"guardrails": {"gateway_policy": "ghost"}}, "guardrails.gateway_policy", "unknown policy"),
+        ({"guardrails": {"embedder": "word2vec"}}, "guardrails.embedder", "expected sentence-transformers"),
+        ({"guardrails": {"embedder": 3}}, "guardrails.embedder", "package.module:function"),
+        ({"guardrails": {"ner": "nltk:"}}, "guardrails.ner", "expected spacy"),
     ],
 )  # fmt: skip
 def test_bad_entries_name_the_field(doc: Any, path: str, reason: str) -> None:
@@ -143,3 +149,33 @@ def test_gateway_policy_of_the_yaml_applies_to_every_call(make_gateway: GatewayF
     gw.write_config({"models": ECHO, "guardrails": {"gateway_policy": "redact-pii"}})
     assert gateway_of(gw.runtime).source.reload_if_changed()
     assert ask(gw.client(), "mail ada@example.com") == "mail <EMAIL_1>"
+
+
+@pytest.fixture
+def restore_embedder() -> Iterator[None]:
+    with embeddings.using(None):
+        yield
+
+
+def test_the_embedder_of_the_yaml_serves_the_topics_check(
+    make_gateway: GatewayFactory, restore_embedder: None
+) -> None:
+    gw = make_gateway()
+    rule = {"check": "topics", "action": "block", "options": {"deny": {"medical": MEDICAL}}}
+    gw.write_config(
+        {
+            "models": ECHO,
+            "guardrails": {
+                "embedder": "tests.guardrails.test_topics:concept_embedder",
+                "gateway_policy": "on-topic",
+                "policies": {"on-topic": {"input": [rule]}},
+            },
+        }
+    )
+    assert gateway_of(gw.runtime).source.reload_if_changed()
+    with pytest.raises(openai.BadRequestError) as info:
+        ask(gw.client(), "How many pills should I take for my fever?")
+    assert "'topics' check fired" in info.value.message
+    assert ask(gw.client(), "Send the invoice again") == "Send the invoice again"
+    current = embeddings.current()
+    assert current is not None and current.name == "tests.guardrails.test_topics:concept_embedder"

@@ -23,6 +23,9 @@ class ScriptedUpstream:
             return
         body = orjson.loads(await read_body(receive))
         self.bodies.append(body)
+        if body.get("stream"):
+            await self.stream(body, send)
+            return
         doc = {
             "id": f"chatcmpl-{len(self.bodies)}",
             "object": "chat.completion",
@@ -40,6 +43,30 @@ class ScriptedUpstream:
         headers = [(b"content-type", b"application/json")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": orjson.dumps(doc)})
+
+    async def stream(self, body: dict[str, Any], send: Any) -> None:
+        """The answer as server-sent events, a word per chunk, then a finish chunk."""
+        headers = [(b"content-type", b"text/event-stream")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        words = self.reply(body).split(" ")
+        deltas = [{"content": w if i == 0 else " " + w} for i, w in enumerate(words)]
+        for i, delta in enumerate([*deltas, {}]):
+            chunk = {
+                "id": "chatcmpl-s",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": delta,
+                        "finish_reason": None if i < len(deltas) else "stop",
+                    }
+                ],
+            }
+            event = b"data: " + orjson.dumps(chunk) + b"\n\n"
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
 
 
 def leaky(body: dict[str, Any]) -> str:

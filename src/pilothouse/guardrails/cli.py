@@ -11,6 +11,7 @@ import click
 
 from pilothouse.cli.context import emit, json_option, settings_from
 from pilothouse.guardrails import bench as benchmark
+from pilothouse.guardrails import embeddings
 from pilothouse.guardrails.engine import Guardrails
 from pilothouse.guardrails.rewrite import Vault
 
@@ -27,6 +28,7 @@ def _guardrails(ctx: click.Context) -> Guardrails:
         from pilothouse.gateway.config import load
 
         section = load(Path(settings.gateway_config)).guardrails
+        embeddings.configure(str(section.get("embedder") or ""))
     return Guardrails.load(pm, Path(path) if path else None, section=section)
 
 

@@ -19,7 +19,7 @@ import functools
 import json
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jsonschema
@@ -34,6 +34,12 @@ CANARY_PREFIX = "ph-canary-"
 def _word_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
     body = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
     return re.compile(rf"(?<!\w)(?:{body})(?!\w)", re.I)
+
+
+def word_spans(text: str, words: Sequence[str]) -> list[tuple[int, int]]:
+    """Offsets of whole-word, case-insensitive matches of ``words`` in ``text``."""
+    kept = tuple(w for w in words if w.strip())
+    return [m.span() for m in _word_pattern(kept).finditer(text)] if kept else []
 
 
 @functools.lru_cache(maxsize=256)
@@ -196,4 +202,5 @@ __all__ = [
     "scan_max_length",
     "scan_regex",
     "schema_errors",
+    "word_spans",
 ]

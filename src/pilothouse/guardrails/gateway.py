@@ -9,6 +9,7 @@ streamed.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pilothouse.guardrails.content import make_canary
 from pilothouse.guardrails.engine import Guardrails
 from pilothouse.guardrails.model import REWRITING, Where
-from pilothouse.guardrails.policy import Attach, Policy
+from pilothouse.guardrails.policy import Attach, Policy, Rule
 from pilothouse.guardrails.record import blocked, record
 from pilothouse.guardrails.repair import Repair, repairable
 from pilothouse.guardrails.rewrite import StreamRestorer, Vault, resolve_overlaps, rewrite
@@ -77,6 +78,7 @@ class Pending:
     vault: Vault = field(default_factory=Vault)
     canaries: tuple[str, ...] = ()
     policy: Policy | None = None
+    context: tuple[str, ...] = ()  # retrieved documents, for groundedness
 
 
 class Vaults:
@@ -126,17 +128,45 @@ def plant_canary(policy: Policy, call: Call) -> str | None:
     return token
 
 
-def with_canaries(policy: Policy, tokens: tuple[str, ...]) -> Policy:
-    """The policy with this call's planted canaries added to its output canary rules."""
-    if not tokens:
-        return policy
-    output = tuple(
-        replace(r, options={**r.options, "tokens": [*r.options.get("tokens", ()), *tokens]})
-        if r.check == "canary"
-        else r
-        for r in policy.output
-    )
-    return replace(policy, output=output)
+def for_call(policy: Policy, pending: Pending) -> Policy:
+    """The policy with this call's planted canaries added to its output ``canary`` rules and
+    its retrieved context given to its ``groundedness`` rules."""
+    extra = {"canary": ("tokens", pending.canaries), "groundedness": ("context", pending.context)}
+
+    def filled(rule: Rule) -> Rule:
+        name, values = extra.get(rule.check, ("", ()))
+        if not values:
+            return rule
+        return replace(rule, options={**rule.options, name: [*rule.options.get(name, ()), *values]})
+
+    return replace(policy, output=tuple(filled(r) for r in policy.output))
+
+
+_TAGGED = re.compile(r"<(context|documents?|sources?)>(.*?)</\1>", re.S | re.I)
+
+
+def context_documents(body: dict[str, Any], extra: Any) -> tuple[str, ...]:
+    """The retrieved context of a request: ``tool``/``function`` messages, ``<context>``,
+    ``<document(s)>`` or ``<source(s)>`` blocks in other messages, and ``metadata.context``."""
+    docs: list[str] = []
+    for message in body.get("messages") or ():
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        parts = [content] if isinstance(content, str) else []
+        if isinstance(content, list):
+            parts = [
+                p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+            ]
+        if message.get("role") in ("tool", "function"):
+            docs.extend(parts)
+        else:
+            docs.extend(m.group(2) for part in parts for m in _TAGGED.finditer(part))
+    if isinstance(extra, str):
+        docs.append(extra)
+    elif isinstance(extra, list):
+        docs.extend(d for d in extra if isinstance(d, str))
+    return tuple(d for d in docs if d.strip())
 
 
 def select_policy(guard: Guardrails, call: Call, fallback: str) -> Policy | None:
@@ -182,7 +212,11 @@ def check_request(guard: Guardrails, policy: Policy, call: Call, vaults: Vaults)
         if decision.text != container[key]:
             container[key] = decision.text
     token = plant_canary(policy, call)
-    vaults.put(call.request_id, Pending(vault, (token,) if token else (), policy))
+    context: tuple[str, ...] = ()
+    if any(r.check == "groundedness" for r in policy.output):
+        context = context_documents(call.body, call.metadata.pop("context", None))
+        call.metadata["guardrails"]["context_documents"] = len(context)
+    vaults.put(call.request_id, Pending(vault, (token,) if token else (), policy, context))
     if len(vault) or token:
         # Placeholders look the same for every user and canaries are per call: a cached answer
         # must never be served to someone else.
@@ -209,7 +243,7 @@ def check_response(
     blocked the answer: the caller asks the model once more (:func:`repair_answer`).
     """
     vault = pending.vault
-    policy = with_canaries(policy, pending.canaries)
+    policy = for_call(policy, pending)
     slots = list(_output_slots(response))
     for container, key, where, path in slots:
         text = container[key]
@@ -245,6 +279,7 @@ class _StreamText:
     restorer: StreamRestorer
     tail: str = ""
     held: str = ""
+    whole: str = ""  # everything, when checks of the complete answer run at the end
 
 
 def stream_filter(
@@ -260,9 +295,20 @@ def stream_filter(
     of it is sent.
     """
     vault = pending.vault
-    policy = with_canaries(policy, pending.canaries)
+    policy = for_call(policy, pending)
+    complete = {name for name, c in guard.checks.items() if c.complete}
+    at_end = replace(policy, output=tuple(r for r in policy.output if r.check in complete))
+    policy = replace(policy, output=tuple(r for r in policy.output if r.check not in complete))
     check_output = bool(policy.rules("output"))
     hold = STREAM_HOLD if any(r.action in REWRITING for r in policy.output) else 0
+
+    def finish(state: _StreamText, index: int) -> None:
+        """Checks that judge a complete answer, once on the whole streamed text."""
+        path = f"choices[{index}].delta.content"
+        decision = guard.check(state.whole, at_end, "output", None)
+        record(call, decision, path)
+        if decision.blocked:
+            raise blocked(decision, path)
 
     def release(state: _StreamText, index: int, done: bool) -> str:
         """Check the held text; return what may be sent now (redacted, not yet restored)."""
@@ -298,8 +344,13 @@ def stream_filter(
                 index = choice.get("index", 0)
                 holder, key = _delta_text(choice)
                 state = states.setdefault(index, _StreamText(StreamRestorer(vault)))
-                state.held += holder[key] if holder is not None else ""
+                incoming = holder[key] if holder is not None else ""
+                state.held += incoming
                 done = bool(choice.get("finish_reason"))
+                if at_end.output:
+                    state.whole += incoming
+                    if done:
+                        finish(state, index)
                 if check_output and state.held:
                     ready = release(state, index, done)
                 else:
@@ -334,8 +385,9 @@ __all__ = [
     "blocked",
     "check_request",
     "check_response",
+    "context_documents",
+    "for_call",
     "plant_canary",
     "select_policy",
     "stream_filter",
-    "with_canaries",
 ]

@@ -52,6 +52,8 @@ class Check:
     ``scan(text, where, options)`` must be fast and must not raise on any input; it returns
     findings. ``spans`` says whether findings are spans that ``redact``/``pseudonymize`` can
     rewrite (PII, secrets, banned phrases) or verdicts about the whole text (injection).
+    ``complete`` checks judge only a finished text (JSON schema, groundedness): on a streamed
+    answer they run once, on all of it, when the stream ends, not on the sliding window.
     """
 
     name: str
@@ -60,6 +62,7 @@ class Check:
     spans: bool = False
     defaults: Mapping[str, Any] = field(default_factory=dict)
     wheres: tuple[Where, ...] = WHERES
+    complete: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 from pilothouse.errors import PilothouseError
 from pilothouse.gateway.config import ConfigSource
-from pilothouse.guardrails import content, injection, pii, secrets, toxicity
+from pilothouse.guardrails import (
+    content,
+    embeddings,
+    grounding,
+    injection,
+    pii,
+    secrets,
+    topics,
+    toxicity,
+)
 from pilothouse.guardrails.engine import Guardrails
 from pilothouse.guardrails.gateway import (
     Pending,
@@ -68,8 +77,22 @@ BUILTIN_CHECKS: tuple[Check, ...] = (
     Check(
         "json_schema",
         content.scan_json_schema,
-        "Output that is not JSON or does not match options.schema",
+        "Output that is not JSON or does not match options.schema (repair: re-ask once)",
         wheres=("output",),
+        complete=True,
+    ),
+    Check(
+        "topics",
+        topics.scan_topics,
+        "Denied (or outside allowed) topics: embedding similarity to descriptions, keywords",
+        spans=True,
+    ),
+    Check(
+        "groundedness",
+        grounding.scan_groundedness,
+        "Share of the answer not supported by the retrieved context (hallucination signal)",
+        wheres=("output",),
+        complete=True,
     ),
     Check(
         "canary",
@@ -106,6 +129,7 @@ def load_for(runtime: Runtime, section: Mapping[str, Any] | None = None) -> Guar
     """Build the runtime's guardrails from its plugins, settings and ``pilothouse.yaml``'s
     ``guardrails:`` section, and keep them in state."""
     path = runtime.settings.guardrails_config
+    embeddings.configure(str((section or {}).get("embedder") or ""))
     guard = Guardrails.load(runtime.plugins, Path(path) if path else None, section=section)
     fallback = guard.gateway_policy or runtime.settings.guardrails_gateway_policy
     if fallback:
@@ -178,9 +202,10 @@ async def gateway_request(call: Call) -> None:
 def gateway_response(call: Call, response: dict[str, Any]) -> Awaitable[None] | None:
     """Output checks on a complete answer; placeholders restored before anything else sees it.
 
-    A coroutine only when a ``json_schema`` rule asks to repair an invalid answer.
+    A coroutine only when a ``json_schema`` rule asks to repair an invalid answer. Streams
+    were checked while they flowed (``gateway_stream``): their assembled answer is skipped.
     """
-    if "guardrails" not in call.metadata:
+    if call.stream or "guardrails" not in call.metadata:
         return None
     guard, vaults = _state(call)
     pending = vaults.pop(call.request_id) or Pending()

@@ -231,17 +231,23 @@ def parse_section(
 ) -> dict[str, Any]:
     """Validate the ``guardrails:`` section of ``pilothouse.yaml``; errors name the field.
 
-    Returns it as data (``policies`` and ``gateway_policy``); the runtime builds the policies
-    with its own checks when the file is (re)loaded.
+    Returns it as data (``policies``, ``gateway_policy``, ``embedder``, ``ner``); the runtime
+    builds the policies with its own checks when the file is (re)loaded.
     """
+    keys = ("embedder", "gateway_policy", "ner", "policies")
     if raw is None:
-        return {"policies": {}, "gateway_policy": ""}
+        raw = {}
     if not isinstance(raw, Mapping):
         raise _section_error(path, "expected a mapping")
     for key in raw:
-        if key not in ("policies", "gateway_policy"):
+        if key not in keys:
+            raise _section_error(f"{path}.{key}", f"unknown key; expected one of {', '.join(keys)}")
+    for key, builtin in (("embedder", "sentence-transformers"), ("ner", "spacy")):
+        value = raw.get(key) or ""
+        module, _, attr = value.partition(":") if isinstance(value, str) else ("", "", "")
+        if value and not (module == builtin or (module and attr)):
             raise _section_error(
-                f"{path}.{key}", "unknown key; expected one of gateway_policy, policies"
+                f"{path}.{key}", f"expected {builtin}[:model] or package.module:function"
             )
     policies = raw.get("policies") or {}
     if not isinstance(policies, Mapping):
@@ -258,7 +264,12 @@ def parse_section(
         raise _section_error(
             f"{path}.gateway_policy", f"unknown policy; known: {', '.join(sorted(known))}"
         )
-    return {"policies": {str(k): v for k, v in policies.items()}, "gateway_policy": gateway_policy}
+    return {
+        "policies": {str(k): v for k, v in policies.items()},
+        "gateway_policy": gateway_policy,
+        "embedder": raw.get("embedder") or "",
+        "ner": raw.get("ner") or "",
+    }
 
 
 def load_policies(
