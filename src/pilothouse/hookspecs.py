@@ -81,10 +81,15 @@ def gateway_request(call: Call) -> Awaitable[None] | None:
 
 @hookspec
 def gateway_response(call: Call, response: dict[str, Any]) -> Awaitable[None] | None:
-    """Called with each non-streaming answer (OpenAI shape) before it is sent.
+    """Called once with each answer (OpenAI ``chat.completion`` shape), streamed or not.
 
-    May modify ``response`` in place (e.g. redact output) or raise a ``PilothouseError`` to
-    replace it with an error. May be a coroutine function. Streams are not passed here.
+    A non-streaming answer comes before it is sent: the hook may modify ``response`` in place
+    (e.g. redact output) or raise a ``PilothouseError`` to replace it with an error. A streamed
+    answer (``call.stream`` is true) comes after its last chunk was sent, assembled from the
+    chunks the client got (text, tool calls, finish reasons, usage): edits no longer reach the
+    client and errors are only logged, but ``call.metadata`` entries still reach the trace. To
+    act on a stream while it flows, use ``gateway_stream``. Cached answers are not passed here.
+    May be a coroutine function.
     """
 
 

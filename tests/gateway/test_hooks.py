@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,9 +17,11 @@ from pilothouse.gateway.call import Call
 from pilothouse.gateway.config import Deployment
 from pilothouse.gateway.providers import Provider
 from pilothouse.hookspecs import hookimpl
-from tests.gateway.conftest import GatewayFactory, SpanSink
+from tests.gateway.conftest import GatewayFactory, SpanSink, Upstream
+from tests.gateway.test_app import TOOLS
 
 MESSAGES = [{"role": "user", "content": "hello"}]
+MOCK = {"deployments": [{"provider": "mock", "model": "echo"}]}
 
 
 class PromptPlugin:
@@ -158,3 +161,77 @@ def test_a_plugin_bug_is_a_clean_500(make_gateway: GatewayFactory) -> None:
     }
     assert "Traceback" not in caught.value.response.text
     assert sink.last().status_code == "error"
+
+
+class Recorder:
+    """Keeps what ``gateway_response`` sees; a coroutine, as plugins may be."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.seen: list[tuple[bool, dict[str, Any]]] = []
+        self.fail = fail
+
+    def wait(self, count: int) -> None:
+        """Until ``count`` answers were seen (after a stream the hook runs after [DONE])."""
+        deadline = time.monotonic() + 5
+        while len(self.seen) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(self.seen) == count
+
+    @hookimpl
+    async def gateway_response(self, call: Call, response: dict[str, Any]) -> None:
+        self.seen.append((call.stream, copy.deepcopy(response)))
+        call.metadata["reviewed"] = True
+        if self.fail:
+            raise GuardrailBlocked("too late to block a stream")
+
+
+def _shape(response: dict[str, Any]) -> Any:
+    """The response without what differs between two answers (ids, times)."""
+    return {k: v for k, v in response.items() if k not in ("id", "created", "system_fingerprint")}
+
+
+def test_streamed_answers_reach_the_response_hook_once(
+    make_gateway: GatewayFactory, upstream: Upstream
+) -> None:
+    recorder = Recorder()
+    claude = {"deployments": [{"provider": "anthropic", "model": "c", "base_url": upstream.url}]}
+    gw = make_gateway({"mock/echo": MOCK, "claude": claude}, plugins=[recorder])
+    sink = SpanSink()
+    gw.runtime.traces = sink  # type: ignore[assignment]
+    client = gw.client()
+    for stream in (False, True):
+        answer = client.chat.completions.create(model="mock/echo", messages=MESSAGES, stream=stream)
+        if stream:
+            list(answer)
+    recorder.wait(2)
+    assert [s for s, _ in recorder.seen] == [False, True]
+    (_, whole), (_, streamed) = recorder.seen
+    assert _shape(streamed) == _shape(whole)
+    assert streamed["choices"][0]["message"]["content"] == "hello"
+    assert streamed["usage"]["completion_tokens"] > 0
+    assert sink.last(2).attributes["pilothouse.reviewed"] is True  # recorded on the trace too
+    # Tool calls are assembled from their deltas.
+    list(
+        client.chat.completions.create(model="claude", messages=MESSAGES, tools=TOOLS, stream=True)
+    )
+    recorder.wait(3)
+    message = recorder.seen[-1][1]["choices"][0]["message"]
+    assert message["tool_calls"][0]["function"] == {
+        "name": "get_weather",
+        "arguments": '{"city": "Paris"}',
+    }
+    assert recorder.seen[-1][1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_response_hook_failing_after_a_stream_leaves_the_stream_whole(
+    make_gateway: GatewayFactory,
+) -> None:
+    recorder = Recorder(fail=True)
+    gw = make_gateway(plugins=[recorder])
+    chunks = list(
+        gw.client().chat.completions.create(model="mock/echo", messages=MESSAGES, stream=True)
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hello"
+    recorder.wait(1)  # the hook runs after [DONE] was sent; its error is logged
+    with pytest.raises(openai.BadRequestError):  # while a complete answer it can still refuse
+        gw.client().chat.completions.create(model="mock/echo", messages=MESSAGES)

@@ -28,7 +28,7 @@ from pilothouse.errors import (
     UpstreamError,
 )
 from pilothouse.gateway import schema, spans
-from pilothouse.gateway.cache import merge_tool_call
+from pilothouse.gateway.cache import assemble_chunks, merge_tool_call
 from pilothouse.gateway.call import Call
 from pilothouse.gateway.errors import MethodNotAllowed, error_response, sse_error
 from pilothouse.gateway.router import OpenedStream, Router
@@ -381,6 +381,8 @@ class GatewayApp:
                 else:
                     body.pop("stream_options", None)
         relay = Relay(call, wants_usage, self.capture)
+        respond = bool(self.hooks.gateway_response.get_hookimpls())
+        relay.keep = relay.keep or respond  # the hooks get the answer the chunks amount to
         if self.hooks.gateway_stream.get_hookimpls():
             relay.filters = [f for f in self.hooks.gateway_stream(call=call) if f is not None]
         await send(
@@ -400,8 +402,23 @@ class GatewayApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await watch
             relay.finish()
+        if respond and call.status == "ok":
+            await self.streamed_response(call, relay.chunks)
         if self.extras is not None and call.status == "ok":
             await self.extras.store(call, {"chunks": relay.chunks} if relay.chunks else None)
+
+    async def streamed_response(self, call: Call, chunks: list[dict[str, Any]]) -> None:
+        """Show ``gateway_response`` hooks the complete answer a finished stream was.
+
+        It has been sent: edits and errors no longer reach the client, so errors are logged.
+        """
+        response = assemble_chunks(chunks, call.usage)
+        if response is None:
+            return
+        try:
+            await _await_all(_call_hooks(self.hooks.gateway_response(call=call, response=response)))
+        except Exception:
+            log.exception("gateway_response hook failed after the stream of %s", call.request_id)
 
 
 def _str(value: Any) -> str | None:

@@ -160,6 +160,9 @@ class MockProvider(Provider):
         self, deployment: Deployment, body: dict[str, Any]
     ) -> AsyncIterator[dict[str, Any]]:
         text, calls = self._answer(deployment, body)
+        # Read now: the gateway puts back the client's stream_options once the stream opened.
+        usage = self._usage(body, text, calls)
+        wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         base = {
             "id": "chatcmpl-" + secrets.token_hex(12),
             "object": "chat.completion.chunk",
@@ -180,8 +183,8 @@ class MockProvider(Provider):
             await asyncio.sleep(0)  # a real stream yields to the loop between chunks
             yield chunk({"content": word if i == 0 else " " + word})
         yield chunk({}, "tool_calls" if calls else "stop")
-        if (body.get("stream_options") or {}).get("include_usage"):
-            yield {**base, "choices": [], "usage": self._usage(body, text, calls)}
+        if wants_usage:
+            yield {**base, "choices": [], "usage": usage}
 
     async def embeddings(self, deployment: Deployment, body: dict[str, Any]) -> dict[str, Any]:
         inputs = body.get("input")
