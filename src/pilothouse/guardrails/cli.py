@@ -13,6 +13,7 @@ from pilothouse.cli.context import emit, json_option, settings_from
 from pilothouse.guardrails import bench as benchmark
 from pilothouse.guardrails import embeddings
 from pilothouse.guardrails.engine import Guardrails
+from pilothouse.guardrails.ner import RECOGNIZER
 from pilothouse.guardrails.rewrite import Vault
 
 WHERE = click.Choice(["input", "context", "output"])
@@ -29,6 +30,7 @@ def _guardrails(ctx: click.Context) -> Guardrails:
 
         section = load(Path(settings.gateway_config)).guardrails
         embeddings.configure(str(section.get("embedder") or ""))
+        RECOGNIZER.configure(str(section.get("ner") or ""))
     return Guardrails.load(pm, Path(path) if path else None, section=section)
 
 

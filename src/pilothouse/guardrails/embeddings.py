@@ -18,10 +18,11 @@ import contextlib
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from pilothouse.errors import ConfigError, PilothouseError
+from pilothouse.errors import ConfigError
+from pilothouse.guardrails.backends import Backend, load_reference
 
 Embedder = Callable[[list[str]], Sequence[Sequence[float]]]
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -97,54 +98,38 @@ def load_embedder(spec: str) -> CachedEmbedder | None:
             f"guardrails.embedder {spec!r}: expected sentence-transformers[:model] "
             "or package.module:function"
         )
-    from pilothouse.evals.evaluators import load_function
-
-    try:
-        return CachedEmbedder(load_function(spec), spec)
-    except PilothouseError as exc:
-        raise ConfigError(f"guardrails.embedder: {exc.detail}") from None
+    embed: Any = load_reference("guardrails.embedder", spec)
+    return CachedEmbedder(embed, spec)
 
 
-_active: list[CachedEmbedder | None] = [None]
-
-
-def configure(spec: str) -> None:
-    """Use the embedder a ``guardrails.embedder`` value names (loaded once per value); an
-    empty value leaves the embedder set with :func:`set_embedder` in place."""
-    if spec.strip() and (_active[0] is None or _active[0].name != spec.strip()):
-        _active[0] = load_embedder(spec)
-
-
-def current() -> CachedEmbedder | None:
-    """The process's embedder, or None (checks use their lexical fallbacks)."""
-    return _active[0]
+EMBEDDER: Backend[CachedEmbedder] = Backend("guardrails.embedder", load_embedder)  # type: ignore[arg-type]
+#: The process's embedder, or None (checks use their lexical fallbacks).
+current = EMBEDDER.get
+configure = EMBEDDER.configure
 
 
 def set_embedder(embedder: Embedder | None, name: str = "custom") -> None:
     """Use ``embedder`` for the checks of this process (None: no embeddings)."""
     if embedder is not None and not isinstance(embedder, CachedEmbedder):
         embedder = CachedEmbedder(embedder, name)
-    _active[0] = embedder
+    EMBEDDER.set(embedder)
 
 
-@contextlib.contextmanager
-def using(embedder: Embedder | None) -> Iterator[None]:
+def using(embedder: Embedder | None) -> contextlib.AbstractContextManager[None]:
     """Use ``embedder`` within a ``with`` block (tests, scripts)."""
-    before = _active[0]
-    set_embedder(embedder)
-    try:
-        yield
-    finally:
-        _active[0] = before
+    if embedder is not None and not isinstance(embedder, CachedEmbedder):
+        embedder = CachedEmbedder(embedder, "custom")
+    return EMBEDDER.using(embedder)
 
 
 def embed(texts: Sequence[str]) -> list[list[float]] | None:
     """Vectors of ``texts`` with the process's embedder, or None when there is none."""
-    embedder = _active[0]
+    embedder = EMBEDDER.get()
     return embedder(texts) if embedder is not None else None
 
 
 __all__ = [
+    "EMBEDDER",
     "CachedEmbedder",
     "Embedder",
     "configure",

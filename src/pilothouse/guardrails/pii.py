@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pilothouse.guardrails.model import Finding, Where
+from pilothouse.guardrails.ner import person_findings
 
 NAME = "pii"
 
@@ -309,6 +310,8 @@ def scan(text: str, where: Where, options: Mapping[str, Any]) -> list[Finding]:
             else:
                 signal = f"{p.type.lower()}:pattern"
             out.append(Finding(NAME, p.type, m.start(p.group), m.end(p.group), score, (signal,)))
+    if enabled is None or "PERSON" in enabled:
+        out.extend(person_findings(text, NAME))  # only with a NER backend configured
     return out
 
 

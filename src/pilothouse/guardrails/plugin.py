@@ -29,6 +29,7 @@ from pilothouse.guardrails.gateway import (
     stream_filter,
 )
 from pilothouse.guardrails.model import Check
+from pilothouse.guardrails.ner import RECOGNIZER
 from pilothouse.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -130,6 +131,7 @@ def load_for(runtime: Runtime, section: Mapping[str, Any] | None = None) -> Guar
     ``guardrails:`` section, and keep them in state."""
     path = runtime.settings.guardrails_config
     embeddings.configure(str((section or {}).get("embedder") or ""))
+    RECOGNIZER.configure(str((section or {}).get("ner") or ""))
     guard = Guardrails.load(runtime.plugins, Path(path) if path else None, section=section)
     fallback = guard.gateway_policy or runtime.settings.guardrails_gateway_policy
     if fallback:
