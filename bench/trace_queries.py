@@ -2,8 +2,10 @@
 and the aggregates endpoint, through the whole app in-process (FastAPI included).
 
 Usage: python bench/trace_queries.py [--spans 1000000] [--database-url URL] [--runs 50]
+                                    [--data-dir DIR]
 Loads synthetic 4-span traces over the last 7 days with the span writer (its normal path:
 spans, trace summaries and rollups), then prints p50/p95 of each query in milliseconds.
+With --data-dir, a database loaded by an earlier run there is reused (topped up to --spans).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from starlette.testclient import TestClient
 
@@ -86,8 +89,9 @@ def main() -> None:
     ap.add_argument("--spans", type=int, default=1_000_000)
     ap.add_argument("--database-url", default="")
     ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--data-dir", type=Path, default=None)
     args = ap.parse_args()
-    data = Path(tempfile.mkdtemp(prefix="ph-bench-"))
+    data = args.data_dir or Path(tempfile.mkdtemp(prefix="ph-bench-"))
     settings = load_settings(
         {
             "data_dir": data,
@@ -120,10 +124,14 @@ def main() -> None:
 
     day_ago = datetime.fromtimestamp(now_s - 86400, UTC).isoformat()
     now_iso = datetime.fromtimestamp(now_s, UTC).isoformat()
-    queries = {
+    queries: dict[str, tuple[str, dict[str, Any]]] = {
         "trace list, model + last 24 h, first page of 50": (
             "/api/traces",
             {"model": "gpt-4o", "start": day_ago, "end": now_iso, "limit": 50},
+        ),
+        "trace list, model + last 24 h, second page (cursor)": (
+            "/api/traces",
+            {"model": "gpt-4o", "start": day_ago, "end": now_iso, "limit": 50, "cursor": ""},
         ),
         "trace list, user + tag, first page of 50": (
             "/api/traces",
@@ -144,6 +152,9 @@ def main() -> None:
     }
     with TestClient(create_app(runtime), headers={"Authorization": f"Bearer {KEY}"}) as client:
         for label, (path, params) in queries.items():
+            if params.get("cursor") == "":  # the next page after the first
+                first = client.get(path, params={**params, "cursor": None}).json()
+                params["cursor"] = first["next_cursor"]
             assert client.get(path, params=params).status_code == 200
             samples = []
             for _ in range(args.runs):

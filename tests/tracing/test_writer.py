@@ -207,6 +207,32 @@ def test_a_trace_arriving_in_pieces_is_merged(runtime: Runtime, writer: TraceWri
     assert trace["input"] == "from the root"
 
 
+def test_the_trace_summary_converges_whatever_order_its_spans_arrive_in(
+    runtime: Runtime, writer: TraceWriter
+):
+    trace_id = secrets.token_hex(16)
+    root, first_call, later_call, tool = spans(4, trace_id)
+    root.tags = ["checkout"]
+    first_call.request_model, first_call.provider = "gpt-4o", "openai"
+    later_call.request_model, later_call.provider = "claude-sonnet-4", "anthropic"
+    later_call.tags = ["retry", "checkout"]
+    tool.tags = ["tools"]
+    tool.session_id = "s1"
+    # The later model call and the tool come first, the first call and the root last.
+    writer.write_sync([later_call])
+    writer.write_sync([tool, first_call])
+    writer.write_sync([root])
+    writer.write_sync([root, first_call, later_call, tool])  # a retrying exporter
+    with runtime.db.read() as conn:
+        trace = store.get_trace(conn, 1, trace_id)
+    assert trace is not None
+    # The model of the earliest model call, with its provider, not the first one stored.
+    assert (trace["model"], trace["provider"]) == ("gpt-4o", "openai")
+    assert trace["model_start_ns"] == first_call.start_time_ns
+    assert trace["tags"] == ["retry", "checkout", "tools"]  # the union, first seen first
+    assert (trace["session_id"], trace["span_count"]) == ("s1", 4)
+
+
 def test_close_flushes_what_was_submitted(runtime: Runtime):
     w = TraceWriter(runtime.db, runtime.settings)
     w.submit(spans(9))

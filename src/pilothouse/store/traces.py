@@ -17,7 +17,9 @@ hot path of ingestion, and the generic bind processing of SQLAlchemy costs more 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +107,8 @@ traces = sa.Table(
     sa.Column("prompt_version", sa.Integer, nullable=True),
     sa.Column("input", sa.Text, nullable=True),
     sa.Column("output", sa.Text, nullable=True),
+    # Start of the span the model comes from: the earliest-starting span with a model wins.
+    sa.Column("model_start_ns", sa.BigInteger, nullable=True),
     sa.PrimaryKeyConstraint("project_id", "trace_id"),
     sa.Index("ix_traces_project_id_start_ns", "project_id", "start_ns"),
     sa.Index("ix_traces_project_id_model_start_ns", "project_id", "model", "start_ns"),
@@ -161,6 +165,15 @@ _SPAN_JSON_INDEXES = [
 ]
 
 
+def _null(value: None) -> None:
+    return value
+
+
+# pysqlite binds None through its adapter lookup (a key tuple, a registry miss and two
+# attribute lookups per NULL): an adapter for None halves that, and span rows bind many NULLs.
+sqlite3.register_adapter(type(None), _null)
+
+
 def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
 
@@ -202,11 +215,15 @@ def existing_span_keys(
     return found
 
 
-def insert_spans(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
-    """Insert span rows (values in :data:`SPAN_COLUMNS` order); stored ones are skipped."""
-    if not rows:
-        return
-    pg = conn.dialect.name == "postgresql"
+_EMPTY_JSON = {"[]": "[]", "{}": "{}"}
+
+
+def span_params(rows: Iterable[Sequence[Any]], dialect: str) -> list[tuple[Any, ...]]:
+    """Span rows (values in :data:`SPAN_COLUMNS` order) with their JSON columns encoded.
+
+    Done before the write transaction: it is most of the cost of storing a span.
+    """
+    pg = dialect == "postgresql"
     params = []
     # Spans of one request share their resource and scope objects: serialize those once.
     shared: dict[int, str] = {}
@@ -214,18 +231,75 @@ def insert_spans(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
         values = list(row)
         for i in _SPAN_JSON_INDEXES:
             value = values[i]
-            if value is not None:
-                text = shared.get(id(value))
-                if text is None:
-                    text = shared[id(value)] = _dumps(value)
-                values[i] = text
+            if value is None:
+                continue
+            if not value and (isinstance(value, list | dict)):
+                values[i] = "[]" if isinstance(value, list) else "{}"
+                continue
+            text = shared.get(id(value))
+            if text is None:
+                text = shared[id(value)] = _dumps(value)
+            values[i] = text
         params.append(tuple(_pg_text(v) for v in values) if pg else tuple(values))
+    return params
+
+
+def insert_spans(conn: Connection, rows: Sequence[Sequence[Any]]) -> int:
+    """Insert span rows (values in :data:`SPAN_COLUMNS` order), skipping stored ones; returns
+    how many were new."""
+    return insert_span_params(conn, span_params(rows, conn.dialect.name))
+
+
+def insert_span_params(conn: Connection, params: Sequence[Sequence[Any]]) -> int:
+    """:func:`insert_spans` of rows already encoded by :func:`span_params`."""
+    if not params:
+        return 0
+    if conn.dialect.name == "postgresql":
+        return _copy_spans(conn, params)
     sql = (
         f"INSERT INTO spans ({', '.join(SPAN_COLUMNS)}) "
         f"VALUES ({_placeholders(conn, len(SPAN_COLUMNS))}) "
         "ON CONFLICT (project_id, trace_id, span_id) DO NOTHING"
     )
-    conn.exec_driver_sql(sql, params)
+    with _driver_errors(conn, sql):
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(sql, params)
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+
+@contextmanager
+def _driver_errors(conn: Connection, statement: str) -> Iterator[None]:
+    """Driver exceptions as SQLAlchemy's (IntegrityError, OperationalError...), as if the
+    statement had gone through SQLAlchemy (the writer tells bad data from a failing database
+    by those)."""
+    error = conn.dialect.loaded_dbapi.Error
+    try:
+        yield
+    except error as exc:
+        raise sa.exc.DBAPIError.instance(statement, None, exc, error) from exc
+
+
+def _copy_spans(conn: Connection, params: Sequence[Sequence[Any]]) -> int:
+    """PostgreSQL: COPY into a temporary table, then insert what is new (idempotent)."""
+    columns = ", ".join(SPAN_COLUMNS)
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with _driver_errors(conn, "COPY spans_incoming"), driver.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS spans_incoming "
+            "(LIKE spans INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy(f"COPY spans_incoming ({columns}) FROM STDIN") as copy:
+            for row in params:
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO spans ({columns}) SELECT {columns} FROM spans_incoming "
+            "ON CONFLICT (project_id, trace_id, span_id) DO NOTHING"
+        )
+        return int(cursor.rowcount)  # the temporary rows go at commit
 
 
 def upsert_traces(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -241,10 +315,24 @@ def upsert_traces(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     root = "excluded.has_root AND NOT traces.has_root"
     new_start = f"{least}(traces.start_ns, excluded.start_ns)"
     new_end = f"{greatest}(traces.end_ns, excluded.end_ns)"
-    empty_tags = (
-        "jsonb_array_length(traces.tags) = 0" if pg else "json_array_length(traces.tags) = 0"
+    # The earliest-starting span with a model gives the model, its provider and start.
+    earlier_model = (
+        "excluded.model IS NOT NULL AND (traces.model IS NULL"
+        " OR excluded.model_start_ns < traces.model_start_ns)"
     )
-    first = ("model", "provider", "environment", "release", "prompt_name", "prompt_version")
+    if pg:
+        union_tags = (
+            "traces.tags || coalesce((SELECT jsonb_agg(t.value ORDER BY t.n)"
+            " FROM jsonb_array_elements(excluded.tags) WITH ORDINALITY AS t(value, n)"
+            " WHERE NOT traces.tags @> jsonb_build_array(t.value)), '[]'::jsonb)"
+        )
+    else:
+        union_tags = (
+            "(SELECT json_group_array(value) FROM (SELECT value FROM json_each(traces.tags)"
+            " UNION ALL SELECT value FROM json_each(excluded.tags) WHERE value NOT IN"
+            " (SELECT value FROM json_each(traces.tags))))"
+        )
+    first = ("environment", "release", "prompt_name", "prompt_version")
     sets = [
         f"name = CASE WHEN {root} THEN excluded.name ELSE coalesce(traces.name, excluded.name) END",
         f"input = CASE WHEN {root} THEN coalesce(excluded.input, traces.input)"
@@ -265,8 +353,14 @@ def upsert_traces(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
             f"{c} = traces.{c} + excluded.{c}"
             for c in ("span_count", "error_count", "input_tokens", "output_tokens", "cost_usd")
         ),
+        *(
+            f"{c} = CASE WHEN {earlier_model} THEN excluded.{c} ELSE traces.{c} END"
+            for c in ("model", "provider", "model_start_ns")
+        ),
         *(f"{c} = coalesce(traces.{c}, excluded.{c})" for c in first),
-        f"tags = CASE WHEN {empty_tags} THEN excluded.tags ELSE traces.tags END",
+        # Tags are the union, in the order they were first seen.
+        f"tags = CASE WHEN excluded.tags = {_empty_tags(pg)} THEN traces.tags"
+        f" ELSE {union_tags} END",
     ]
     sql = (
         f"INSERT INTO traces ({', '.join(TRACE_COLUMNS)}) "
@@ -276,11 +370,15 @@ def upsert_traces(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     conn.exec_driver_sql(sql, params)
 
 
-def upsert_rollups(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Add rollup increments (one row per project, dimension, bucket and value)."""
+def _empty_tags(pg: bool) -> str:
+    return "'[]'::jsonb" if pg else "'[]'"
+
+
+def upsert_rollups(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+    """Add rollup increments: rows in :data:`ROLLUP_COLUMNS` order, one per project,
+    dimension, width, bucket and value."""
     if not rows:
         return
-    params = [tuple(row[name] for name in ROLLUP_COLUMNS) for row in rows]
     summed = ["count", "errors", "input_tokens", "output_tokens", "cost_usd", "duration_ms_sum"]
     sets = [f"{c} = trace_rollups.{c} + excluded.{c}" for c in summed + LATENCY_COLUMNS]
     sql = (
@@ -289,7 +387,7 @@ def upsert_rollups(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         "ON CONFLICT (project_id, dimension, width_s, bucket_s, value) "
         f"DO UPDATE SET {', '.join(sets)}"
     )
-    conn.exec_driver_sql(sql, params)
+    conn.exec_driver_sql(sql, [tuple(row) for row in rows])
 
 
 def count_spans(conn: Connection, project_id: int | None = None) -> int:
@@ -426,15 +524,11 @@ def list_traces(
     else:
         query = query.order_by(key.asc(), traces.c.trace_id.asc())
     if after is not None:
-        value, trace_id = after
-        if descending:
-            query = query.where(
-                sa.or_(key < value, sa.and_(key == value, traces.c.trace_id < trace_id))
-            )
-        else:
-            query = query.where(
-                sa.or_(key > value, sa.and_(key == value, traces.c.trace_id > trace_id))
-            )
+        # A row-value comparison, which both planners turn into one index range scan (an OR
+        # of two comparisons is not, on PostgreSQL).
+        position = sa.tuple_(key, traces.c.trace_id)
+        bound = sa.tuple_(sa.literal(after[0], key.type), sa.literal(after[1], sa.String()))
+        query = query.where(position < bound if descending else position > bound)
     return list(conn.execute(query).mappings())
 
 
@@ -515,10 +609,10 @@ def rollup_rows(
         query = sa.select(*columns).where(*where).order_by(r.bucket_s, r.value)
     else:
         bucket = (r.bucket_s // interval_s * interval_s).label("bucket")
+        # Sums typed as their columns: PostgreSQL would answer numeric (Decimal) for bigints.
+        sums = [sa.cast(sa.func.sum(r[c]), r[c].type).label(c) for c in summed + LATENCY_COLUMNS]
         query = (
-            sa.select(
-                bucket, r.value, *(sa.func.sum(r[c]).label(c) for c in summed + LATENCY_COLUMNS)
-            )
+            sa.select(bucket, r.value, *sums)
             .where(*where)
             .group_by(bucket, r.value)
             .order_by(bucket, r.value)

@@ -19,6 +19,7 @@ never removed: unknown ones stay verbatim in ``Span.attributes``.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -196,9 +197,19 @@ def _indexed(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
     return [items[i] for i in sorted(items)]
 
 
+#: An indexed key (``prefix.N.rest``) somewhere in newline-joined attribute keys.
+_INDEXED_KEY = re.compile(r"\.[0-9]+\.")
+
+
 def _roots(attrs: dict[str, Any]) -> set[str]:
-    """The first two dotted segments of every key (``llm.input_messages`` ...)."""
-    out = set()
+    """The first two dotted segments of every indexed key (``llm.input_messages`` ...).
+
+    Only flattened lists (``prefix.N.rest``) are looked up by root, so a span without any
+    (most spans) is answered by one regular expression search over its joined keys.
+    """
+    out: set[str] = set()
+    if _INDEXED_KEY.search("\n".join(attrs)) is None:
+        return out
     for key in attrs:
         first = key.find(".")
         second = key.find(".", first + 1) if first >= 0 else -1
@@ -398,15 +409,42 @@ def cost_of(
 def normalize(span: Span) -> Span:
     """Fill the span's normalized columns from its attributes, events and resource."""
     attrs = span.attributes
-    resource = span.resource
-    # One set intersection (in C) tells which conventions the span uses at all.
+    if span.operation is None:
+        span.operation = _operation(span, attrs)
+    # One set intersection (in C) tells which conventions the span uses at all: most spans
+    # of an agent (retrievals, tools, chains) use none and skip the lookups below.
     known = _KNOWN.intersection(attrs)
+    if known:
+        _normalize_known(span, attrs, known)
+    if span.input is None or span.output is None:
+        roots = _roots(attrs)
+        if span.input is None:
+            span.input = _input(span, attrs, roots)
+        if span.output is None:
+            span.output = _output(span, attrs, roots)
+    if span.ttft_ms is None and span.events:
+        for event in span.events:
+            if event.get("name") in ("gen_ai.first_token", "first_token", "First Token"):
+                at = int(event.get("time_ns", span.start_time_ns))
+                span.ttft_ms = (at - span.start_time_ns) / 1e6
+                break
+    resource = span.resource
+    if resource:
+        if span.environment is None:
+            span.environment = _str(_first(resource, ENVIRONMENT_KEYS))
+        if span.release is None:
+            span.release = _str(_first(resource, RELEASE_KEYS))
+        if span.service_name is None:
+            span.service_name = _str(resource.get("service.name"))
+    return span
+
+
+def _normalize_known(span: Span, attrs: dict[str, Any], known: frozenset[str]) -> None:
+    """The columns read from the well-known attributes present (``known``)."""
 
     def pick(keys: tuple[str, ...]) -> Any:
         return _first(attrs, keys) if not known.isdisjoint(keys) else None
 
-    if span.operation is None:
-        span.operation = _operation(span, attrs)
     if span.provider is None:
         span.provider = _str(pick(PROVIDER_KEYS))
     if span.request_model is None:
@@ -426,23 +464,11 @@ def normalize(span: Span) -> Span:
             span.input_tokens or 0,
             span.output_tokens or 0,
         )
-    if span.input is None or span.output is None:
-        roots = _roots(attrs)
-        if span.input is None:
-            span.input = _input(span, attrs, roots)
-        if span.output is None:
-            span.output = _output(span, attrs, roots)
     if span.ttft_ms is None:
         ttft = _float(pick(TTFT_MS_KEYS))
         if ttft is None:
             seconds = _float(pick(TTFT_S_KEYS))
             ttft = seconds * 1000 if seconds is not None else None
-        if ttft is None:
-            for event in span.events:
-                if event.get("name") in ("gen_ai.first_token", "first_token", "First Token"):
-                    at = int(event.get("time_ns", span.start_time_ns))
-                    ttft = (at - span.start_time_ns) / 1e6
-                    break
         span.ttft_ms = ttft
     if span.session_id is None:
         span.session_id = _str(pick(SESSION_KEYS))
@@ -455,12 +481,9 @@ def normalize(span: Span) -> Span:
     if span.prompt_version is None:
         span.prompt_version = _int(pick(PROMPT_VERSION_KEYS))
     if span.environment is None:
-        span.environment = _str(pick(ENVIRONMENT_KEYS) or _first(resource, ENVIRONMENT_KEYS))
+        span.environment = _str(pick(ENVIRONMENT_KEYS))
     if span.release is None:
-        span.release = _str(pick(RELEASE_KEYS) or _first(resource, RELEASE_KEYS))
-    if span.service_name is None:
-        span.service_name = _str(resource.get("service.name"))
-    return span
+        span.release = _str(pick(RELEASE_KEYS))
 
 
 __all__ = ["GENAI_OPERATIONS", "OPENINFERENCE_KINDS", "cost_of", "normalize"]

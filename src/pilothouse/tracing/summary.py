@@ -9,7 +9,9 @@ count traces (their root spans) plus the tokens and cost of every span of those 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
+from itertools import accumulate
 from typing import Any
 
 import orjson
@@ -17,7 +19,6 @@ import orjson
 from pilothouse.store.traces import (
     LATENCY_BOUNDS_MS,
     LATENCY_BUCKETS,
-    LATENCY_COLUMNS,
     LATENCY_RATIO,
     ROLLUP_SECONDS,
 )
@@ -26,15 +27,6 @@ from pilothouse.tracing.model import Span
 #: Longest input/output text kept on the trace row (the spans keep everything).
 SUMMARY_TEXT_CHARS = 20_000
 _LOG_RATIO = math.log(LATENCY_RATIO)
-_SUMMED = (
-    "count",
-    "errors",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-    "duration_ms_sum",
-    *LATENCY_COLUMNS,
-)
 
 
 def as_text(value: Any) -> str | None:
@@ -57,24 +49,25 @@ def percentile(histogram: list[int], q: float) -> float | None:
     return percentiles(histogram, (q,))[0]
 
 
-def percentiles(histogram: list[int], qs: tuple[float, ...]) -> list[float | None]:
-    """Several quantiles (ascending, 0..1) from one pass over a latency histogram, in ms."""
-    total = sum(histogram)
-    if total == 0:
+def percentiles(histogram: Sequence[int], qs: tuple[float, ...]) -> list[float | None]:
+    """Several quantiles (0..1) of a latency histogram, in ms, interpolated in their bucket."""
+    cumulative = list(accumulate(histogram))
+    total = cumulative[-1] if cumulative else 0
+    if not total:
         return [None] * len(qs)
     out: list[float | None] = []
-    ranks = [q * total for q in qs]
-    seen = 0
-    for i, count in enumerate(histogram):
-        while count and ranks[len(out)] <= seen + count:
-            rank = ranks[len(out)]
-            low = 0.0 if i == 0 else LATENCY_BOUNDS_MS[i - 1]
-            high = LATENCY_BOUNDS_MS[i] if i < LATENCY_BUCKETS - 1 else low * LATENCY_RATIO
-            out.append(low + (high - low) * ((rank - seen) / count))
-            if len(out) == len(qs):
-                return out
-        seen += count
-    return out + [LATENCY_BOUNDS_MS[-1]] * (len(qs) - len(out))
+    for q in qs:
+        rank = q * total
+        # The first bucket whose cumulative count reaches the rank (and holds something).
+        i = bisect_left(cumulative, rank) if rank > 0 else bisect_right(cumulative, 0)
+        if i >= LATENCY_BUCKETS:
+            out.append(LATENCY_BOUNDS_MS[-1])
+            continue
+        seen = cumulative[i - 1] if i else 0
+        low = LATENCY_BOUNDS_MS[i - 1] if i else 0.0
+        high = LATENCY_BOUNDS_MS[i] if i < LATENCY_BUCKETS - 1 else low * LATENCY_RATIO
+        out.append(low + (high - low) * ((rank - seen) / histogram[i]))
+    return out
 
 
 def group_by_trace(spans: Iterable[Span]) -> dict[tuple[int, str], list[Span]]:
@@ -93,17 +86,33 @@ def _first(spans: list[Span], attr: str) -> Any:
 
 
 def trace_row(project_id: int, trace_id: str, spans: list[Span]) -> dict[str, Any]:
-    """The summary these spans of one trace contribute (merged into the stored row)."""
-    root = next((s for s in spans if s.parent_span_id is None), None)
+    """The summary these spans of one trace contribute (merged into the stored row).
+
+    The model is the one of the earliest-starting span with a model (the root's, or the
+    first model call), with that span's provider and start (``model_start_ns``), so the
+    stored row converges on the same model whatever order the spans arrive in.
+    """
+    root = None
+    for span in spans:
+        if span.parent_span_id is None:
+            root = span
+            break
     ordered = [root, *spans] if root is not None else spans
-    models = [s for s in spans if s.request_model or s.response_model]
+    model_span = None
+    for span in spans:
+        if (span.request_model or span.response_model) and (
+            model_span is None or span.start_time_ns < model_span.start_time_ns
+        ):
+            model_span = span
     tags: list[str] = []
     for span in ordered:
-        tags.extend(t for t in span.tags if t not in tags)
+        if span.tags:
+            tags.extend(t for t in span.tags if t not in tags)
     start = min(s.start_time_ns for s in spans)
     end = max(s.end_time_ns for s in spans)
-    carrier = root if root is not None and root.input is not None else (models or spans)[0]
-    out_carrier = root if root is not None and root.output is not None else (models or spans)[0]
+    fallback = model_span or spans[0]
+    carrier = root if root is not None and root.input is not None else fallback
+    out_carrier = root if root is not None and root.output is not None else fallback
     return {
         "project_id": project_id,
         "trace_id": trace_id,
@@ -115,8 +124,9 @@ def trace_row(project_id: int, trace_id: str, spans: list[Span]) -> dict[str, An
         "span_count": len(spans),
         "error_count": sum(1 for s in spans if s.status_code == "error"),
         "service_name": _first(ordered, "service_name"),
-        "model": (models[0].request_model or models[0].response_model) if models else None,
-        "provider": _first(models, "provider") if models else None,
+        "model": (model_span.request_model or model_span.response_model) if model_span else None,
+        "provider": model_span.provider if model_span else None,
+        "model_start_ns": model_span.start_time_ns if model_span else None,
         "input_tokens": sum(s.input_tokens or 0 for s in spans),
         "output_tokens": sum(s.output_tokens or 0 for s in spans),
         "cost_usd": sum(s.cost_usd or 0.0 for s in spans),
@@ -132,97 +142,120 @@ def trace_row(project_id: int, trace_id: str, spans: list[Span]) -> dict[str, An
     }
 
 
+#: Positions in a rollup row (:data:`ROLLUP_COLUMNS` order) of the summed values.
+_COUNT, _ERRORS, _IN, _OUT, _COST, _DURATION = range(5, 11)
+_LATENCY0 = 11
+
+
 class Rollups:
-    """Accumulates rollup increments for one batch, one row per key."""
+    """Accumulates rollup increments for one batch, one row per key.
+
+    Rows are lists in ``trace_rollups`` column order (what the upsert binds).
+    """
 
     def __init__(self) -> None:
-        self.rows: dict[tuple[int, str, int, str], dict[str, Any]] = {}
+        self.rows: dict[tuple[int, str, int, str], list[Any]] = {}
 
     def add(
         self,
         key: tuple[int, str, int, str],
-        *,
         count: int,
         error: bool,
         latency_ms: float | None,
-        span: Span,
+        input_tokens: int,
+        output_tokens: int,
+        cost_usd: float,
     ) -> None:
         row = self.rows.get(key)
         if row is None:
             project_id, dimension, bucket_s, value = key
-            row = {
-                "project_id": project_id,
-                "dimension": dimension,
-                "width_s": ROLLUP_SECONDS,
-                "bucket_s": bucket_s,
-                "value": value[:500],
-                "count": 0,
-                "errors": 0,
-                "input_tokens": 0,
-                "output_tokens": 0,
-                "cost_usd": 0.0,
-                "duration_ms_sum": 0.0,
-                **dict.fromkeys(LATENCY_COLUMNS, 0),
-            }
+            row = [project_id, dimension, ROLLUP_SECONDS, bucket_s, value[:500], 0, 0, 0, 0, 0.0]
+            row += _ZERO_TAIL
             self.rows[key] = row
-        row["count"] += count
-        row["errors"] += 1 if error and count else 0
-        row["input_tokens"] += span.input_tokens or 0
-        row["output_tokens"] += span.output_tokens or 0
-        row["cost_usd"] += span.cost_usd or 0.0
+        row[_COUNT] += count
+        if error and count:
+            row[_ERRORS] += 1
+        row[_IN] += input_tokens
+        row[_OUT] += output_tokens
+        row[_COST] += cost_usd
         if latency_ms is not None and count:
-            row["duration_ms_sum"] += latency_ms
-            row[LATENCY_COLUMNS[latency_bucket(latency_ms)]] += 1
+            row[_DURATION] += latency_ms
+            row[_LATENCY0 + latency_bucket(latency_ms)] += 1
 
     def add_trace(self, project_id: int, spans: list[Span]) -> None:
-        root = next((s for s in spans if s.parent_span_id is None), None)
+        root = None
+        for span in spans:
+            if span.parent_span_id is None:
+                root = span
+                break
         user = _first(spans if root is None else [root, *spans], "user_id")
         tags: list[str] = []
+        # What the trace adds per minute: [count, error, latency, input, output, cost]; the
+        # root counts the trace, every span adds its tokens and cost to its own minute.
+        minutes: dict[int, list[Any]] = {}
         for span in spans:
-            tags.extend(t for t in span.tags if t not in tags)
-        for span in spans:
+            if span.tags:
+                tags.extend(t for t in span.tags if t not in tags)
             bucket = span.start_time_ns // 1_000_000_000 // ROLLUP_SECONDS * ROLLUP_SECONDS
-            error = span.status_code == "error"
-            latency = span.duration_ms
+            tokens_in = span.input_tokens or 0
+            tokens_out = span.output_tokens or 0
+            cost = span.cost_usd or 0.0
             model = span.request_model or span.response_model
             if model:
                 self.add(
                     (project_id, "model", bucket, model),
-                    count=1,
-                    error=error,
-                    latency_ms=latency,
-                    span=span,
+                    1,
+                    span.status_code == "error",
+                    span.duration_ms,
+                    tokens_in,
+                    tokens_out,
+                    cost,
                 )
-            is_root = span is root
-            values = [("all", ""), *(("tag", t) for t in tags)]
-            if user:
-                values.append(("user", str(user)))
-            if root is not None:
-                values.append(("name", root.name))
+            minute = minutes.get(bucket)
+            if minute is None:
+                minute = minutes[bucket] = [0, False, None, 0, 0, 0.0]
+            if span is root:
+                minute[0] = 1
+                minute[1] = span.status_code == "error"
+                minute[2] = span.duration_ms
+            minute[3] += tokens_in
+            minute[4] += tokens_out
+            minute[5] += cost
+        values = [("all", ""), *(("tag", t) for t in tags)]
+        if user:
+            values.append(("user", str(user)))
+        if root is not None:
+            values.append(("name", root.name))
+        for bucket, (count, error, latency, tokens_in, tokens_out, cost) in minutes.items():
             for dimension, value in values:
                 self.add(
                     (project_id, dimension, bucket, value),
-                    count=1 if is_root else 0,
-                    error=error,
-                    latency_ms=latency if is_root else None,
-                    span=span,
+                    count,
+                    error,
+                    latency,
+                    tokens_in,
+                    tokens_out,
+                    cost,
                 )
 
 
-def rollup_rows(groups: dict[tuple[int, str], list[Span]]) -> list[dict[str, Any]]:
-    """Minute rows for these spans, plus the hour rows they add up to."""
+_ZERO_TAIL = [0.0, *([0] * LATENCY_BUCKETS)]
+
+
+def rollup_rows(groups: dict[tuple[int, str], list[Span]]) -> list[list[Any]]:
+    """Minute rows for these spans, plus the hour rows they add up to (column order)."""
     rollups = Rollups()
     for (project_id, _trace_id), spans in groups.items():
         rollups.add_trace(project_id, spans)
     minutes = list(rollups.rows.values())
-    hours: dict[tuple[int, str, int, str], dict[str, Any]] = {}
+    hours: dict[tuple[int, str, int, str], list[Any]] = {}
     for row in minutes:
-        hour = row["bucket_s"] // 3600 * 3600
-        key = (row["project_id"], row["dimension"], hour, row["value"])
+        hour = row[3] // 3600 * 3600
+        key = (row[0], row[1], hour, row[4])
         total = hours.get(key)
         if total is None:
-            hours[key] = {**row, "width_s": 3600, "bucket_s": hour}
+            hours[key] = [row[0], row[1], 3600, hour, *row[4:]]
         else:
-            for column in _SUMMED:
-                total[column] += row[column]
+            for i in range(_COUNT, len(row)):
+                total[i] += row[i]
     return minutes + list(hours.values())
