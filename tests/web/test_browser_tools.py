@@ -3,11 +3,13 @@ guardrail decisions (Chromium driven by Playwright against a live server)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 
 from pilothouse.runtime import Runtime
-from tests.conftest import ADMIN_PASSWORD
+from tests.conftest import ADMIN_PASSWORD, LiveServer
 from tests.web.browser import chromium, screenshot, sign_in, tab
 from tests.web.conftest import ADMIN_EMAIL
 
@@ -58,3 +60,56 @@ def test_the_playground_works_without_javascript(
         expect(page.locator("#playground-answer")).to_have_text("Answer why briefly.")
     finally:
         context.close()
+
+
+def test_score_an_annotation_item_with_the_keyboard(
+    tab: Page, live_server: LiveServer, runtime: Runtime
+) -> None:
+    import httpx
+
+    from tests.web.test_pages_review import seed_queue
+
+    with httpx.Client(base_url=live_server.url) as client:
+        queue_id, _ = seed_queue(runtime, client, traces=3)
+    sign_in(tab, ADMIN_EMAIL, ADMIN_PASSWORD)
+    tab.get_by_role("navigation", name="Project").get_by_role("link", name="Review").click()
+    expect(tab.get_by_role("row").filter(has_text="support answers")).to_contain_text("0 of 3 done")
+    tab.get_by_role("link", name="support answers").click()
+    tab.get_by_role("button", name="Start reviewing").click()
+    expect(tab.get_by_text("0 of 3 done")).to_be_visible()
+    expect(tab.get_by_text("Question 0 <i>?</i>").first).to_be_visible()
+    screenshot(tab, "annotation-item")
+
+    tab.locator("body").press("4")  # helpful: 4, then "grounded" is the active criterion
+    tab.locator("body").press("y")
+    expect(tab.get_by_label("4", exact=True)).to_be_checked()
+    expect(tab.get_by_label("Yes")).to_be_checked()
+    tab.locator("body").press("Enter")
+    expect(tab.get_by_text("Scores saved.")).to_be_visible()
+    expect(tab.get_by_text("1 of 3 done")).to_be_visible()
+    expect(tab.get_by_text("Question 1 <i>?</i>").first).to_be_visible()
+    with runtime.db.read() as conn:
+        from pilothouse.store import annotations as store
+
+        assert store.counts(conn, queue_id) == {"done": 1, "pending": 2}
+
+
+def test_filter_guardrail_decisions(tab: Page, runtime: Runtime) -> None:
+    from tests.web.test_pages_guardrail_decisions import INJECTION, SECRET, gateway_calls
+
+    gateway_calls(runtime, [SECRET, "hello there", INJECTION, "mail me at ada@example.com"])
+    sign_in(tab, ADMIN_EMAIL, ADMIN_PASSWORD)
+    tab.get_by_role("navigation", name="Project").get_by_role("link", name="Guardrails").click()
+    tab.get_by_role("link", name="Recent decisions »").click()
+    rows = tab.get_by_role("region", name="Recent decisions").locator("tbody tr")
+    expect(rows).to_have_count(4)
+    per_check = tab.get_by_role("region", name="Fired, per check")
+    expect(per_check.get_by_role("row").filter(has_text="secrets")).to_contain_text("1")
+    screenshot(tab, "guardrail-decisions")
+    tab.get_by_label("Verdict", exact=True).select_option("block")
+    tab.get_by_role("button", name="Apply").click()
+    expect(tab).to_have_url(re.compile(r"verdict=block"))
+    expect(rows).to_have_count(2)
+    rows.first.get_by_role("link").click()
+    expect(tab).to_have_url(re.compile(r"/traces/[0-9a-f]{32}\?span=[0-9a-f]{16}$"))
+    expect(tab.locator(".pill-bad").first).to_have_text("error")  # the blocked call failed

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from starlette.testclient import TestClient
 
@@ -76,13 +78,15 @@ def test_run_without_javascript_renders_and_answers(admin: TestClient, runtime: 
     assert "mock/echo" in page.text
 
 
+def stream(client: TestClient, version: str, model: str, question: str = "why") -> Any:
+    token = csrf(client.get(URL).text)
+    data = {"csrf_token": token, "version": version, "var.question": question, "model": model}
+    return client.post(URL + "/stream", data=data)
+
+
 def test_streamed_run_sends_rendered_deltas_and_done(admin: TestClient, runtime: Runtime) -> None:
     seed(runtime)
-    token = csrf(admin.get(URL).text)
-    response = admin.post(
-        URL + "/stream",
-        data={"csrf_token": token, "version": "1", "var.question": "why", "model": "mock/echo"},
-    )
+    response = stream(admin, "1", "mock/echo")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     got = events(response.text)
@@ -93,20 +97,19 @@ def test_streamed_run_sends_rendered_deltas_and_done(admin: TestClient, runtime:
     assert kind == "done" and isinstance(done, dict) and done["usage"]["completion_tokens"] > 0
 
 
-def test_gateway_errors_come_back_in_the_stream(admin: TestClient, runtime: Runtime) -> None:
+def test_the_prompts_model_answers_and_gateway_errors_end_the_stream(
+    admin: TestClient, runtime: Runtime
+) -> None:
     seed(runtime)
-    token = csrf(admin.get(URL).text)
-    response = admin.post(
-        URL + "/stream",
-        data={"csrf_token": token, "version": "2", "var.question": "hi", "model": ""},
+    # "" lets the prompt's own model (mock/lorem) answer.
+    lorem = events(stream(admin, "2", "").text)
+    assert lorem[-1][0] == "done" and "lorem" in "".join(str(d) for k, d in lorem if k == "delta")
+    registry_of(runtime).save(
+        1, NAME, actor=Actor("seed@example.com"), template="Hi", config={"model": "gone/model"}
     )
-    # The prompt's own model is mock/lorem: it answers.
-    assert events(response.text)[-1][0] == "done"
-    unknown = admin.post(
-        URL + "/stream",
-        data={"csrf_token": token, "version": "2", "var.question": "hi", "model": "nope"},
-    )
-    assert unknown.status_code == 400
+    failed = events(stream(admin, "3", "").text)
+    assert failed[-1][0] == "error" and "gone/model" in str(failed[-1][1])
+    assert stream(admin, "1", "nope").status_code == 400
 
 
 def test_csrf_and_viewer_are_refused(viewer: TestClient, runtime: Runtime) -> None:

@@ -62,6 +62,7 @@ PAGES: list[tuple[str, Handler, list[str], bool]] = [
     (P + "/annotations/{queue_id:int}/next", review.next_item, POST, True),
     (P + "/annotations/{queue_id:int}/items/{item_id:int}", review.item, BOTH, True),
     (P + "/guardrails", guardrails.guardrails, BOTH, True),
+    (P + "/guardrails/decisions", guardrails.decisions, GET, True),
     (P + "/settings", settings.keys, GET, True),
     (P + "/settings/keys", settings.keys, GET, True),
     (P + "/settings/keys", settings.create_key, POST, True),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.responses import Response
 
 from pilothouse.errors import BadRequest, NotFound
@@ -18,14 +17,6 @@ from pilothouse.web.ui import Page
 
 #: Items and results shown on one page (datasets hold up to tens of thousands).
 MAX_ROWS = 500
-
-
-def _json(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode()
 
 
 def datasets(page: Page) -> Response:
@@ -58,7 +49,6 @@ def dataset(page: Page) -> Response:
         items=items[:MAX_ROWS],
         total=len(items),
         experiments=runs,
-        as_text=_json,
     )
 
 
@@ -91,7 +81,6 @@ def experiment(page: Page) -> Response:
         total=len(results),
         items=items,
         others=[o for o in others if o["id"] != row["id"]],
-        as_text=_json,
     )
 
 
