@@ -105,3 +105,17 @@ def test_load_embedder_specs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     except ImportError:
         with pytest.raises(ConfigError, match=r"pilothouse\[ml\]"):
             load_embedder("sentence-transformers")
+
+
+def test_the_sentence_transformers_backend_when_installed() -> None:
+    """Runs only where the ml extra is installed (not in CI: torch takes minutes to install)."""
+    pytest.importorskip("sentence_transformers")
+    with embeddings.using(None):
+        embeddings.configure("sentence-transformers")
+        options = {"deny": {"medical": MEDICAL, "billing": BILLING}}
+        found = {
+            f.type: f.score for f in scan_topics("How many pills for my fever?", "input", options)
+        }
+        assert found["MEDICAL"] > 0.3 > found["BILLING"]
+        poem = scan_topics("Write a poem about the sea.", "input", options)
+        assert max(f.score for f in poem) < 0.15

