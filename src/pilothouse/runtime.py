@@ -44,6 +44,10 @@ class Runtime:
         self.plugins = plugins or default_pm
         self.db = Database(settings.effective_database_url)
         self.keys = KeyRing(self.db, ttl=settings.key_cache_ttl)
+        if settings.redis_url:
+            from pilothouse.identity.revocations import RevocationFeed
+
+            self.keys.feed = RevocationFeed(settings.redis_url, self.keys.evict)
         specs: list[JobSpec] = []
         self.plugins.hook.register_jobs(register=specs.append)
         self.jobs = Jobs(settings, self.db, specs)
@@ -87,6 +91,8 @@ class Runtime:
 
     def start(self, *, consume_jobs: bool | None = None) -> None:
         """Start background parts (job consumer when embedded) and the plugins' startup."""
+        if self.keys.feed is not None:
+            self.keys.feed.start()  # revocations elsewhere evict keys here at once
         inline = self.settings.workers_inline if consume_jobs is None else consume_jobs
         if inline:
             self.jobs.start_consumer(self.settings.job_workers)
@@ -95,6 +101,8 @@ class Runtime:
     def stop(self) -> None:
         """Flush and close: plugins first, then jobs, then the database."""
         self.plugins.hook.shutdown(runtime=self)
+        if self.keys.feed is not None:
+            self.keys.feed.stop()
         self.traces.close()
         self.jobs.stop_consumer()
         self.db.close()

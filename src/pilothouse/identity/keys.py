@@ -2,8 +2,9 @@
 
 Keys are high-entropy random tokens, so a fast hash is safe (unlike passwords). Lookups are
 served from an in-process cache so the gateway and ingestion never wait on the database for a
-known key; a revocation in this process applies at once, in other processes within
-``key_cache_ttl`` seconds (a shared Redis invalidation channel can shorten that later).
+known key. A revocation in this process applies at once; in other processes at once too when
+Redis is configured (:mod:`pilothouse.identity.revocations`), else within ``key_cache_ttl``
+seconds.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pilothouse.errors import Forbidden, Unauthorized
 from pilothouse.identity.access import Principal
 from pilothouse.store import Database
 from pilothouse.store import identity as store
 from pilothouse.store.types import utcnow
+
+if TYPE_CHECKING:
+    from pilothouse.identity.revocations import RevocationFeed
 
 KEY_PREFIX = "ph-"
 VISIBLE_CHARS = 10
@@ -72,6 +76,10 @@ class KeyRing:
         self.ttl = ttl
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
         self._lock = threading.Lock()
+        #: bumped by every eviction, so a lookup racing one does not cache what it read before
+        self._generation = 0
+        #: tells other processes about evictions (set by the runtime when Redis is configured)
+        self.feed: RevocationFeed | None = None
 
     def create(
         self,
@@ -98,7 +106,7 @@ class KeyRing:
                 expires_at=expires_at,
                 created_by=created_by,
             )
-        self.forget(hash_key(key))
+        self.forget(hash_key(key))  # may be remembered as unknown
         return key, dict(row)
 
     def revoke(self, key_id: int) -> dict[str, Any]:
@@ -108,15 +116,31 @@ class KeyRing:
         return dict(row)
 
     def forget(self, key_hash: str) -> None:
-        with self._lock:
-            self._cache.pop(key_hash, None)
+        """Drop a key from this process's cache and, through the feed, from the others'."""
+        self.evict(f"key:{key_hash}")
+        if self.feed is not None:
+            self.feed.publish(f"key:{key_hash}")
 
     def forget_project(self, project_id: int) -> None:
         """Drop the cached keys of a project (after deleting it: its keys went with it)."""
+        self.evict(f"project:{project_id}")
+        if self.feed is not None:
+            self.feed.publish(f"project:{project_id}")
+
+    def evict(self, what: str) -> None:
+        """Drop cached keys here only: ``key:<hash>``, ``project:<id>`` or ``*`` (all)."""
+        kind, _, value = what.partition(":")
         with self._lock:
-            for key_hash, (_, found) in list(self._cache.items()):
-                if found is not None and found.project_id == project_id:
-                    del self._cache[key_hash]
+            self._generation += 1
+            if kind == "key":
+                self._cache.pop(value, None)
+            elif kind == "project" and value.isdigit():
+                project_id = int(value)
+                for key_hash, (_, found) in list(self._cache.items()):
+                    if found is not None and found.project_id == project_id:
+                        del self._cache[key_hash]
+            elif what == "*":
+                self._cache.clear()
 
     def _load(self, key_hash: str) -> ApiKey | None:
         with self.db.read() as conn:
@@ -139,10 +163,12 @@ class KeyRing:
         now = time.monotonic()
         hit = self._cache.get(key_hash)
         if hit is None or hit[0] < now:
+            generation = self._generation
             found = self._load(key_hash)
             ttl = self.ttl if found is not None else NEGATIVE_TTL
             with self._lock:
-                self._cache[key_hash] = (now + ttl, found)
+                if self._generation == generation:
+                    self._cache[key_hash] = (now + ttl, found)
         else:
             found = hit[1]
         if found is not None and found.expires_at is not None and found.expires_at <= utcnow():
