@@ -55,8 +55,10 @@ def test_invalid_requests_are_problems(client: TestClient) -> None:
 
 
 def test_listing_checks_and_policies_and_openapi(client: TestClient) -> None:
-    checks = {c["name"] for c in client.get("/api/guardrails/checks").json()}
-    assert {"pii", "secrets", "injection", "toxicity", "canary", "json_schema"} <= checks
+    listed = {c["name"]: c for c in client.get("/api/guardrails/checks").json()}
+    assert {"pii", "secrets", "injection", "toxicity", "canary", "json_schema"} <= set(listed)
+    assert listed["groundedness"]["wheres"] == ["output"] and listed["groundedness"]["complete"]
+    assert listed["topics"]["spans"] and not listed["topics"]["complete"]
     policies = {p["name"] for p in client.get("/api/guardrails/policies").json()}
     assert {"default", "strict", "redact-pii", "monitor"} <= policies
     paths = client.get("/api/openapi.json").json()["paths"]
@@ -68,3 +70,22 @@ def test_requires_credentials(client: TestClient) -> None:
         "/api/guardrails/check", json={"text": "x"}, headers={"Authorization": ""}
     )
     assert response.status_code == 401
+
+
+def test_groundedness_and_topics_through_the_api(client: TestClient) -> None:
+    rule = {
+        "check": "groundedness",
+        "action": "flag",
+        "options": {"context": ["The library opens at 9 and closes at 17 on weekdays."]},
+    }
+    body = {"text": "It opens at 7 and serves breakfast.", "where": "output"}
+    flagged = client.post("/api/guardrails/check", json={**body, "policy": {"output": [rule]}})
+    assert flagged.status_code == 200 and flagged.json()["verdict"] == "flag"
+    grounded = {**body, "text": "The library opens at 9 on weekdays."}
+    ok = client.post("/api/guardrails/check", json={**grounded, "policy": {"output": [rule]}})
+    assert ok.json()["verdict"] == "allow"
+    topics = {"check": "topics", "options": {"deny": {"legal": {"keywords": ["lawsuit"]}}}}
+    bad = {"input": [{**topics, "action": "pseudonymize", "threshold": "high"}]}
+    refused = client.post("/api/guardrails/check", json={"text": "x", "policy": bad})
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["path"] == "inline.input[0].threshold"

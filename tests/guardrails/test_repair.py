@@ -120,3 +120,20 @@ def test_a_valid_answer_is_not_repaired(structured: Any) -> None:
     assert json.loads(ask(gw).choices[0].message.content) == json.loads(VALID)
     assert len(upstream.bodies) == 1
     assert "repair" not in gw.runtime.traces.last().attributes["pilothouse.guardrails"]
+
+
+def test_streamed_json_is_validated_once_whole_and_never_repaired(structured: Any) -> None:
+    gw, upstream = structured(VALID)
+    messages: Any = [{"role": "user", "content": "JSON please"}]
+    chunks = list(
+        gw.client().chat.completions.create(model="structured", messages=messages, stream=True)
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert json.loads(text) == json.loads(VALID)  # partial JSON mid-stream did not block
+    gw, upstream = structured('{"answer": 1}', VALID)
+    with pytest.raises(openai.APIError) as info:
+        list(
+            gw.client().chat.completions.create(model="structured", messages=messages, stream=True)
+        )
+    assert "json_schema" in str(info.value)
+    assert len(upstream.bodies) == 1

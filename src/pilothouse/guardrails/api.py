@@ -84,6 +84,9 @@ class CheckInfo(BaseModel):
     description: str
     spans: bool = Field(description="Findings are spans (redact/pseudonymize possible)")
     wheres: list[str]
+    complete: bool = Field(
+        False, description="Judges only a finished text (in streams: once, at the end)"
+    )
 
 
 @router.get("/api/guardrails/checks", response_model=list[CheckInfo])
@@ -91,7 +94,13 @@ def list_checks(runtime: RuntimeDep, caller: Caller) -> Any:
     """Every registered check (built-in and plugins)."""
     guard = guardrails_of(runtime)
     return [
-        {"name": c.name, "description": c.description, "spans": c.spans, "wheres": list(c.wheres)}
+        {
+            "name": c.name,
+            "description": c.description,
+            "spans": c.spans,
+            "wheres": list(c.wheres),
+            "complete": c.complete,
+        }
         for c in sorted(guard.checks.values(), key=lambda c: c.name)
     ]
 
