@@ -578,7 +578,7 @@ def insert_score(conn: Connection, **values: Any) -> RowMapping:
     return conn.execute(query).mappings().one()
 
 
-def rollup_rows(
+def rollup_series(
     conn: Connection,
     project_id: int,
     dimension: str,
@@ -589,10 +589,12 @@ def rollup_rows(
 ) -> list[tuple[Any, ...]]:
     """Rollups summed per (interval start, value) for one dimension and period, as tuples:
     (bucket, value, count, errors, input_tokens, output_tokens, cost_usd, duration_ms_sum,
-    then the latency histogram).
+    latency histogram as a list).
 
-    Whole-hour intervals read the hourly rows (60 times fewer); ``bucket_from`` should then be
-    hour-aligned, or the first hour counts from its start.
+    The histogram comes as one JSON array per row: the driver takes far longer to hand over 40
+    columns than to pass one array (a day by minute is 1,440 rows). Whole-hour intervals read
+    the hourly rows (60 times fewer); ``bucket_from`` should then be hour-aligned, or the first
+    hour counts from its start.
     """
     r = trace_rollups.c
     width = 3600 if interval_s % 3600 == 0 else ROLLUP_SECONDS
@@ -604,22 +606,41 @@ def rollup_rows(
         r.bucket_s >= bucket_from // width * width,
         r.bucket_s < bucket_to,
     )
+    array = sa.func.json_build_array if conn.dialect.name == "postgresql" else sa.func.json_array
     if interval_s == width:  # the stored rows are the answer: read them in key order
-        columns = [r.bucket_s.label("bucket"), r.value, *(r[c] for c in summed + LATENCY_COLUMNS)]
-        query = sa.select(*columns).where(*where).order_by(r.bucket_s, r.value)
+        bucket: sa.ColumnElement[Any] = r.bucket_s
+        sums: list[sa.ColumnElement[Any]] = [r[c] for c in summed]
+        histogram = array(*(r[c] for c in LATENCY_COLUMNS))
+        query = sa.select(bucket, r.value, *sums, histogram).where(*where)
     else:
-        bucket = (r.bucket_s // interval_s * interval_s).label("bucket")
+        bucket = r.bucket_s // interval_s * interval_s
         # Sums typed as their columns: PostgreSQL would answer numeric (Decimal) for bigints.
-        sums = [sa.cast(sa.func.sum(r[c]), r[c].type).label(c) for c in summed + LATENCY_COLUMNS]
-        query = (
-            sa.select(bucket, r.value, *sums)
-            .where(*where)
-            .group_by(bucket, r.value)
-            .order_by(bucket, r.value)
-        )
+        sums = [sa.cast(sa.func.sum(r[c]), r[c].type) for c in summed]
+        histogram = array(*(sa.cast(sa.func.sum(r[c]), r[c].type) for c in LATENCY_COLUMNS))
+        query = sa.select(bucket, r.value, *sums, histogram).where(*where).group_by(bucket, r.value)
+    query = query.order_by(bucket, r.value)
     if values:
         query = query.where(r.value.in_(list(values)))
-    return [tuple(row) for row in conn.execute(query)]
+    out = []
+    for row in conn.execute(query):
+        lat = row[8]
+        out.append((*row[:8], orjson.loads(lat) if isinstance(lat, str | bytes) else lat))
+    return out
+
+
+def rollup_rows(
+    conn: Connection,
+    project_id: int,
+    dimension: str,
+    bucket_from: int,
+    bucket_to: int,
+    interval_s: int,
+    values: Sequence[str] = (),
+) -> list[tuple[Any, ...]]:
+    """:func:`rollup_series` with the histogram flattened into the tuple: (bucket, value,
+    count, errors, input_tokens, output_tokens, cost_usd, duration_ms_sum, *histogram)."""
+    series = rollup_series(conn, project_id, dimension, bucket_from, bucket_to, interval_s, values)
+    return [(*row[:8], *row[8]) for row in series]
 
 
 # --- retention ------------------------------------------------------------------------------

@@ -350,34 +350,37 @@ def aggregates(
         raise BadRequest("too many buckets: widen the interval", param="query.interval")
     dimension = "all" if group_by == "none" else group_by
     with runtime.db.read() as conn:
-        rows = store.rollup_rows(
+        rows = store.rollup_series(
             conn, project, dimension, start_s, end_s + 1, interval_s, values=value or ()
         )
-    data = [_aggregate(row[1], row[2:], row[0]) for row in rows]
-    groups: dict[str, list[Sequence[Any]]] = {}
+    data = [_aggregate(row[1], row[2:8], row[8], row[0]) for row in rows]
+    groups: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:
-        groups.setdefault(row[1], []).append(row[2:])
+        groups.setdefault(row[1], []).append(row)
+    totals = []
+    for v, group in sorted(groups.items()):
+        # Column sums: zip and sum run in C, not a Python loop per value.
+        sums = [sum(column) for column in zip(*(row[2:8] for row in group), strict=True)]
+        histogram = [sum(column) for column in zip(*(row[8] for row in group), strict=True)]
+        totals.append(_aggregate(v, sums, histogram, None))
     body = {
         "group_by": group_by,
         "interval_s": interval_s,
         "start_time": datetime.fromtimestamp(start_s, UTC),
         "end_time": datetime.fromtimestamp(end_s, UTC),
         "data": data,
-        # Column sums per group: zip and sum run in C, not a Python loop per value.
-        "totals": [
-            _aggregate(v, [sum(column) for column in zip(*sums, strict=True)], None)
-            for v, sums in sorted(groups.items())
-        ],
+        "totals": totals,
     }
     # Built to match Aggregates already: skip re-validating thousands of rows (dashboards
     # poll this), orjson writes it directly.
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-def _aggregate(value: str, sums: Sequence[Any], bucket: int | None) -> dict[str, Any]:
-    """One aggregate row from the sums of ``store.rollup_rows`` (count ... histogram)."""
-    count, errors, tokens_in, tokens_out, cost, duration = sums[:6]
-    histogram = sums[6:]
+def _aggregate(
+    value: str, sums: Sequence[Any], histogram: Sequence[int], bucket: int | None
+) -> dict[str, Any]:
+    """One aggregate row from the sums and histogram of ``store.rollup_series``."""
+    count, errors, tokens_in, tokens_out, cost, duration = sums
     timed = sum(histogram)
     p50, p95 = percentiles(histogram, (0.5, 0.95))
     return {
