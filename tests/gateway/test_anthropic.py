@@ -5,7 +5,9 @@ Messages API (streaming with text and tool use)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
 import openai
 import pydantic
@@ -277,11 +279,59 @@ def test_n_fails_as_one_and_is_retried(make_gateway: GatewayFactory, upstream: U
     assert len(upstream.fake.seen) >= 3  # one of the first two failed: both asked again
 
 
-def test_n_with_stream_is_a_400(make_gateway: GatewayFactory, upstream: Upstream) -> None:
+def test_n_streams_merge_as_choices(make_gateway: GatewayFactory, upstream: Upstream) -> None:
     gw = make_gateway({"claude": claude(upstream.url)})
-    with pytest.raises(openai.BadRequestError) as caught:
+    upstream.fake.chunk_delay = 0.01  # so the streams interleave
+    sink = SpanSink()
+    gw.runtime.traces = sink  # type: ignore[assignment]
+    chunks = list(
         gw.client().chat.completions.create(
-            model="claude", messages=[{"role": "user", "content": "hi"}], n=2, stream=True
+            model="claude",
+            messages=[{"role": "user", "content": "hi"}],
+            n=3,
+            stream=True,
+            stream_options={"include_usage": True},
         )
-    assert caught.value.param == "n"
-    assert not upstream.fake.seen
+    )
+    texts: dict[int, str] = {}
+    finishes: dict[int, str] = {}
+    for chunk in chunks:
+        for choice in chunk.choices:
+            texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+            if choice.finish_reason:
+                finishes[choice.index] = choice.finish_reason
+    assert texts == dict.fromkeys(range(3), "tok0 tok1 tok2 tok3 tok4 ")
+    assert finishes == dict.fromkeys(range(3), "stop")
+    assert len({c.id for c in chunks}) == 1
+    usage = [c.usage for c in chunks if c.usage is not None]
+    assert len(usage) == 1 and chunks[-1].usage is usage[0]
+    assert (usage[0].prompt_tokens, usage[0].completion_tokens, usage[0].total_tokens) == (
+        33,
+        15,
+        48,
+    )
+    assert len(upstream.fake.seen) == 3
+    assert sink.last().output_tokens == 15
+
+
+async def test_n_streams_all_close_when_the_client_leaves(
+    make_gateway: GatewayFactory, upstream: Upstream
+) -> None:
+    upstream.fake.chunks = 50
+    upstream.fake.chunk_delay = 0.05
+    gw = make_gateway({"claude": claude(upstream.url)})
+    client = gw.async_client()
+    stream = await client.chat.completions.create(
+        model="claude", messages=[{"role": "user", "content": "hi"}], n=3, stream=True
+    )
+    seen = 0
+    async for _chunk in stream:
+        seen += 1
+        if seen == 6:
+            break
+    await stream.close()
+    await client.close()
+    deadline = time.monotonic() + 5
+    while upstream.fake.disconnects < 3 and time.monotonic() < deadline:  # noqa: ASYNC110 - polls another thread
+        await asyncio.sleep(0.02)
+    assert upstream.fake.disconnects == 3

@@ -7,7 +7,8 @@ parameters with no OpenAI equivalent (``top_k``, ``thinking``, ``service_tier``)
 ``response_format``: a ``json_schema`` becomes a tool whose ``input_schema`` is the schema, and
 the model is made to call it; its input comes back as the message ``content`` (JSON text), as
 OpenAI returns structured output. ``json_object`` adds an instruction to the system prompt
-(the Messages API has no JSON mode). ``n > 1`` sends n requests at once and merges the answers.
+(the Messages API has no JSON mode). ``n > 1`` sends n requests at once and merges the answers
+(streams too: their chunks interleave as choices 0 to n-1).
 """
 
 from __future__ import annotations
@@ -305,6 +306,53 @@ def merge_choices(answers: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
+async def merge_streams(
+    streams: list[AsyncIterator[dict[str, Any]]],
+) -> AsyncIterator[dict[str, Any]]:
+    """The chunks of n streams as one stream of n choices: stream i is choice i, chunks in the
+    order they arrive, one usage chunk (summed) at the end. The first failure ends it all."""
+    queue: asyncio.Queue[tuple[int, dict[str, Any] | Exception | None]] = asyncio.Queue(
+        maxsize=4 * len(streams)
+    )
+
+    async def pump(index: int, stream: AsyncIterator[dict[str, Any]]) -> None:
+        try:
+            async for chunk in stream:
+                await queue.put((index, chunk))
+            await queue.put((index, None))
+        except Exception as exc:  # noqa: BLE001 - raised again by the consumer
+            await queue.put((index, exc))
+        finally:
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                await close()
+
+    tasks = [asyncio.ensure_future(pump(i, stream)) for i, stream in enumerate(streams)]
+    usage = dict.fromkeys(("prompt_tokens", "completion_tokens", "total_tokens"), 0)
+    last: dict[str, Any] = {}
+    running = len(tasks)
+    try:
+        while running:
+            index, item = await queue.get()
+            if item is None:
+                running -= 1
+                continue
+            if isinstance(item, Exception):
+                raise item
+            if not item.get("choices"):
+                for name in usage:
+                    usage[name] += (item.get("usage") or {}).get(name, 0)
+                continue
+            last = last or item  # one id and model for the whole answer
+            choices = [{**c, "index": index} for c in item["choices"]]
+            yield {**item, "id": last["id"], "model": last["model"], "choices": choices}
+        yield {**last, "choices": [], "usage": usage}
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class AnthropicProvider(Provider):
     name = "anthropic"
 
@@ -348,13 +396,17 @@ class AnthropicProvider(Provider):
             raise AttemptFailed(UpstreamError("anthropic answered with invalid JSON")) from None
         return to_completion(doc, schema_tool(body))
 
-    async def chat_stream(
+    def chat_stream(
         self, deployment: Deployment, body: dict[str, Any]
     ) -> AsyncIterator[dict[str, Any]]:
-        if (body.get("n") or 1) > 1:
-            raise AttemptFailed(
-                BadRequest("n > 1 is not supported with stream by anthropic", param="n"), FATAL
-            )
+        n = body.get("n") or 1
+        if n == 1:
+            return self._stream(deployment, body)
+        return merge_streams([self._stream(deployment, body) for _ in range(n)])
+
+    async def _stream(
+        self, deployment: Deployment, body: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
         url, content, headers = self._request(deployment, body, True)
         timeouts = deployment.timeouts
         schema = schema_tool(body)
