@@ -95,6 +95,11 @@ class Settings:
         "Spans the gateway may buffer for the trace writer; beyond it the oldest spill to "
         "<data_dir>/spill/*.jsonl and are replayed later.",
     )
+    tracing_writer_process: bool = setting(
+        False,
+        "Write submitted spans (the gateway's) from a child process, off the server's event "
+        "loop and GIL: recommended for a busy gateway.",
+    )
     tracing_retention_days: int = setting(
         0, "Days traces are kept when the project sets no retention_days (0 keeps them forever)."
     )

@@ -8,25 +8,27 @@ Producers never touch the database. They hand spans to :class:`TraceWriter`:
   ``Retry-After`` and OTLP exporters retry later.
 - :meth:`TraceWriter.submit` (the gateway) returns at once. Its buffer is bounded by
   ``tracing_buffer_spans``; when it is full, or when the database fails, the oldest spans are
-  appended to ``<data_dir>/spill/*.jsonl`` and replayed once the database answers again.
+  appended to ``<data_dir>/spill/*.jsonl`` and replayed once the database answers again. With
+  ``tracing_writer_process`` on, submitted spans go to a child process that writes them
+  (:mod:`pilothouse.tracing.process`), off the server's event loop and GIL.
 
 One thread takes everything waiting (up to ``tracing_batch_spans``) and writes it in a single
 transaction: while it commits, the next group gathers, which is what makes SQLite fast here.
+Nobody waits on submitted spans, so when only those are queued the thread lingers up to
+:data:`LINGER` seconds to gather a larger batch: a transaction costs far more than a row, and
+committing the gateway's spans a few at a time cost more CPU than the calls they describe.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import orjson
 from sqlalchemy.exc import (
@@ -40,9 +42,10 @@ from sqlalchemy.exc import (
 from pilothouse.errors import BadRequest, PilothouseError, Unavailable
 from pilothouse.settings import Settings
 from pilothouse.store import Database
-from pilothouse.store import traces as store
-from pilothouse.tracing import semconv, summary
+from pilothouse.tracing import semconv
+from pilothouse.tracing.batch import SpanStore, span_row
 from pilothouse.tracing.model import Span
+from pilothouse.tracing.process import WriterProcess, serialize, write_spill
 
 log = logging.getLogger(__name__)
 
@@ -50,49 +53,10 @@ log = logging.getLogger(__name__)
 RETRY_DELAY = 1.0
 #: Seconds between looks for spilled spans while idle.
 REPLAY_INTERVAL = 2.0
+#: Seconds the writer waits for more submitted spans before committing a small batch.
+LINGER = 0.05
 
 Done = Callable[[BaseException | None], None]
-
-
-def span_row(span: Span) -> tuple[Any, ...]:
-    """The ``spans`` row of a normalized span, in :data:`store.SPAN_COLUMNS` order."""
-    s = span
-    return (
-        s.project_id,
-        s.trace_id,
-        s.span_id,
-        s.parent_span_id,
-        s.name,
-        s.kind,
-        s.start_time_ns,
-        s.end_time_ns,
-        (s.end_time_ns - s.start_time_ns) / 1e6,
-        s.status_code,
-        s.status_message,
-        s.attributes,
-        s.events,
-        s.links,
-        s.resource,
-        s.scope,
-        s.service_name,
-        s.operation,
-        s.provider,
-        s.request_model,
-        s.response_model,
-        s.input_tokens,
-        s.output_tokens,
-        s.cost_usd,
-        s.input,
-        s.output,
-        s.ttft_ms,
-        s.session_id,
-        s.user_id,
-        s.tags,
-        s.prompt_name,
-        s.prompt_version,
-        s.environment,
-        s.release,
-    )
 
 
 def _async_done(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> Done:
@@ -128,9 +92,12 @@ class TraceWriter:
         self._busy = 0  # spans taken by the writer thread, not yet committed
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._spill_seq = 0
+        self._hurry = False  # a flush is waiting: commit submitted spans without lingering
         self._replay_lock = threading.Lock()  # one replayer at a time (thread or caller)
+        self._spans = SpanStore(db)
         self._rate = 10_000.0  # spans/s recently committed, for Retry-After
+        #: where submitted spans go instead of the buffer, when ``tracing_writer_process`` is on
+        self.process = WriterProcess(settings) if settings.tracing_writer_process else None
         #: counters, for tests, logs and the health route
         self.stats = dict.fromkeys(
             ("batches", "committed", "duplicates", "spilled", "replayed", "failed"), 0
@@ -183,15 +150,20 @@ class TraceWriter:
 
     def submit(self, spans: Sequence[Span]) -> None:
         """Queue ``spans`` without waiting; beyond the buffer the oldest spill to disk."""
+        if self.process is not None:
+            self.process.submit(spans)
+            return
         overflow: list[Span] = []
         with self._cond:
+            was_empty = not self._buffer
             self._buffer.extend(spans)
             extra = len(self._buffer) - self.buffer_limit
             if extra > 0 or self._closed:
                 # Spill a tenth more than needed so a full buffer does not spill every call.
                 n = len(self._buffer) if self._closed else extra + self.buffer_limit // 10
                 overflow = [self._buffer.popleft() for _ in range(min(n, len(self._buffer)))]
-            self._cond.notify()
+            if was_empty or len(self._buffer) >= self.batch_limit:
+                self._cond.notify()  # otherwise the writer is lingering or busy: no wake-up
         if overflow:
             self.spill(overflow)
         if not self._closed:
@@ -216,16 +188,25 @@ class TraceWriter:
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything queued so far is committed or spilled."""
         deadline = time.monotonic() + timeout
+        if self.process is not None and not self.process.flush(timeout):
+            return False
         with self._cond:
-            while self._acked or self._buffer or self._busy:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._thread is None:
-                    return False
-                self._cond.wait(min(left, 0.1))
+            self._hurry = True
+            self._cond.notify_all()
+            try:
+                while self._acked or self._buffer or self._busy:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._thread is None:
+                        return False
+                    self._cond.wait(min(left, 0.1))
+            finally:
+                self._hurry = False
         return True
 
     def close(self, timeout: float = 30.0) -> None:
         """Flush, stop the thread; whatever could not be written is spilled."""
+        if self.process is not None:
+            self.process.close(timeout)
         self.flush(timeout)
         with self._cond:
             self._closed = True
@@ -242,12 +223,14 @@ class TraceWriter:
             self.spill(leftover)
         for _spans, done in acked:
             done(Unavailable("the server is shutting down", retry_after=5))
+        self._spans.close()
 
     @property
     def pending(self) -> int:
-        """Spans accepted but not yet committed."""
+        """Spans accepted but not yet committed (or, with a writer process, not yet sent)."""
+        sent_off = self.process.pending if self.process is not None else 0
         with self._cond:
-            return self._acked_spans + len(self._buffer) + self._busy
+            return self._acked_spans + len(self._buffer) + self._busy + sent_off
 
     # --- the writer thread --------------------------------------------------------------------
 
@@ -266,6 +249,20 @@ class TraceWriter:
         self._busy = taken + len(loose)
         return groups, loose
 
+    def _linger(self) -> None:
+        """With only submitted spans queued, wait (lock held) until more gather or time is up."""
+        deadline = time.monotonic() + LINGER
+        while (
+            not self._acked
+            and len(self._buffer) < self.batch_limit
+            and not self._closed
+            and not self._hurry
+        ):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._cond.wait(left)
+
     def _run(self) -> None:
         self.replay()
         while True:
@@ -278,6 +275,7 @@ class TraceWriter:
                     idle = True
                 else:
                     idle = False
+                    self._linger()
                     groups, loose = self._take()
             if idle:
                 self.replay()  # spilled spans come back once the database answers
@@ -325,43 +323,20 @@ class TraceWriter:
         started = time.perf_counter()
         for span in spans:
             semconv.normalize(span)
-        with self.db.write() as conn:
-            stored = store.existing_span_keys(conn, {(s.project_id, s.trace_id) for s in spans})
-            new: list[Span] = []
-            for span in spans:
-                key = (span.project_id, span.trace_id, span.span_id)
-                if key not in stored:
-                    stored.add(key)
-                    new.append(span)
-            groups = summary.group_by_trace(new)
-            store.insert_spans(conn, [span_row(s) for s in new])
-            store.upsert_traces(
-                conn, [summary.trace_row(p, t, group) for (p, t), group in groups.items()]
-            )
-            store.upsert_rollups(conn, summary.rollup_rows(groups))
+        new = self._spans.write(spans)
         elapsed = max(time.perf_counter() - started, 1e-6)
         self._rate = 0.5 * self._rate + 0.5 * (len(spans) / elapsed)
         self.stats["batches"] += 1
-        self.stats["committed"] += len(new)
-        self.stats["duplicates"] += len(spans) - len(new)
-        return len(new)
+        self.stats["committed"] += new
+        self.stats["duplicates"] += len(spans) - new
+        return new
 
     # --- spill and replay ---------------------------------------------------------------------
 
     def spill(self, spans: Sequence[Span]) -> Path:
         """Append ``spans`` to a new JSONL file under ``spill_dir`` (replayed later)."""
-        self.spill_dir.mkdir(parents=True, exist_ok=True)
-        with self._cond:
-            self._spill_seq += 1
-            seq = self._spill_seq
-        path = self.spill_dir / f"{time.time_ns()}-{os.getpid()}-{seq}.jsonl"
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as f:
-            for span in spans:
-                f.write(orjson.dumps(dataclasses.asdict(span), default=str) + b"\n")
-        tmp.replace(path)  # replay never sees half a file
+        path = write_spill(self.spill_dir, [serialize(s) for s in spans])
         self.stats["spilled"] += len(spans)
-        log.warning("spilled %d spans to %s", len(spans), path)
         return path
 
     def spilled_files(self) -> list[Path]:

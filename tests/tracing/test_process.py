@@ -1,0 +1,105 @@
+"""Submitted spans written by a child process (``tracing_writer_process``): nothing is lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pilothouse.runtime import Runtime
+from pilothouse.store import migrate
+from pilothouse.tracing.writer import TraceWriter
+from tests.conftest import make_settings
+from tests.tracing.test_writer import spans, stored, unmigrated
+
+
+def test_submitted_spans_are_committed_by_the_child(tmp_path: Path, database_url: str):
+    settings = make_settings(tmp_path, database_url, tracing_writer_process=True)
+    rt = Runtime(settings)
+    rt.migrate()
+    rt.bootstrap()
+    w = TraceWriter(rt.db, settings)
+    try:
+        for _ in range(20):
+            w.submit(spans(5))
+        assert w.process is not None
+        assert w.flush(60)
+        assert stored(rt.db) == 100
+        assert w.process.stats["sent"] == 100
+        assert w._thread is None  # the server's own writer thread never ran
+        w.submit(spans(3))  # the same child takes later batches
+        assert w.flush(60)
+        assert stored(rt.db) == 103 and w.process.stats["children"] == 1
+    finally:
+        w.close()
+        rt.db.close()
+
+
+def test_a_dead_child_is_replaced_and_nothing_is_lost(tmp_path: Path, database_url: str):
+    settings = make_settings(tmp_path, database_url, tracing_writer_process=True)
+    rt = Runtime(settings)
+    rt.migrate()
+    rt.bootstrap()
+    w = TraceWriter(rt.db, settings)
+    try:
+        w.submit(spans(4))
+        assert w.flush(60)
+        assert w.process is not None and w.process._child is not None
+        w.process._child.kill()
+        w.process._child.wait()
+        w.submit(spans(6))  # sent to a new child, or spilled if the pipe was already broken
+        assert w.flush(60)
+        w.replay()
+        assert stored(rt.db) == 10
+        assert not w.spilled_files()
+    finally:
+        w.close()
+        rt.db.close()
+
+
+def test_the_child_spills_what_it_cannot_store_and_it_is_replayed(
+    tmp_path: Path, database_url: str
+):
+    # A database without the tables fails every write, like one that is down.
+    _, db = unmigrated(tmp_path, database_url)
+    settings = make_settings(tmp_path, database_url, tracing_writer_process=True)
+    w = TraceWriter(db, settings)
+    w.submit(spans(7))
+    w.close()  # the child gives up on the database: its spans go to the spill directory
+    assert w.spilled_files()
+    migrate.upgrade(db)
+    back = TraceWriter(db, settings)
+    try:
+        assert back.replay() == 7
+        assert stored(db) == 7
+    finally:
+        back.close()
+        db.close()
+
+
+def test_beyond_the_buffer_the_server_spills_without_waiting(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    settings = make_settings(
+        tmp_path, database_url, tracing_writer_process=True, tracing_buffer_spans=10
+    )
+    rt = Runtime(settings)
+    rt.migrate()
+    rt.bootstrap()
+    w = TraceWriter(rt.db, settings)
+    try:
+        assert w.process is not None
+        start = w.process._start_thread
+        monkeypatch.setattr(w.process, "_start_thread", lambda: None)  # a child that lags
+        for _ in range(8):
+            w.submit(spans(5))
+        assert w.pending <= 10
+        assert w.process.stats["spilled"] >= 30
+        assert w.spilled_files()
+        start()
+        assert w.flush(60)
+        w.replay()
+        assert stored(rt.db) == 40  # nothing dropped
+    finally:
+        w.close()
+        rt.db.close()
