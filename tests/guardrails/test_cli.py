@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from pilothouse.cli import cli
@@ -67,3 +68,22 @@ def test_bench_unknown_check(tmp_path: Path) -> None:
     corpus.write_text('{"id": "x", "text": "hi", "label": 0}')
     out = run("bench", str(corpus), code=2)
     assert "--check" in out
+
+
+def test_check_uses_the_policies_of_pilothouse_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "pilothouse.yaml"
+    policy = {
+        "input": [
+            {"check": "regex", "action": "redact", "options": {"patterns": {"T": "T-[0-9]+"}}}
+        ]
+    }
+    config.write_text(json.dumps({"guardrails": {"policies": {"tickets": policy}}}))
+    monkeypatch.setenv("PILOTHOUSE_GATEWAY_CONFIG", str(config))
+    assert run("check", "see T-42", "--policy", "tickets").rstrip().endswith("see <T_1>")
+    assert "tickets" in run("policies")
+    config.write_text(json.dumps({"guardrails": {"policies": {"tickets": {"input": ["nope"]}}}}))
+    result = CliRunner().invoke(cli, ["guardrails", "policies"])
+    assert result.exit_code != 0
+    assert "guardrails.policies.tickets.input[0].check" in result.output

@@ -9,7 +9,7 @@ Use in-process without a server::
 
 Checks register through the ``register_guardrails`` plugin hook; policies (ordered rules of
 check, threshold and action for input, context and output) come built in or from the
-``guardrails_config`` file.
+``guardrails:`` section of ``pilothouse.yaml`` (or the ``guardrails_config`` file).
 """
 
 from __future__ import annotations
