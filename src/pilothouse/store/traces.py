@@ -252,22 +252,49 @@ def insert_spans(conn: Connection, rows: Sequence[Sequence[Any]]) -> int:
 
 def insert_span_params(conn: Connection, params: Sequence[Sequence[Any]]) -> int:
     """:func:`insert_spans` of rows already encoded by :func:`span_params`."""
-    if not params:
+    return _insert(conn, spans, params, "ON CONFLICT (project_id, trace_id, span_id) DO NOTHING")
+
+
+def _insert(
+    conn: Connection, table: sa.Table, rows: Sequence[Sequence[Any]], on_conflict: str
+) -> int:
+    """``INSERT INTO table ... on_conflict`` of rows in column order, through the driver;
+    returns how many rows were inserted or updated.
+
+    SQLite: ``executemany``. PostgreSQL: ``COPY`` into a temporary table, then one
+    ``INSERT ... SELECT`` (one statement for the batch instead of one per row).
+    """
+    if not rows:
         return 0
-    if conn.dialect.name == "postgresql":
-        return _copy_spans(conn, params)
-    sql = (
-        f"INSERT INTO spans ({', '.join(SPAN_COLUMNS)}) "
-        f"VALUES ({_placeholders(conn, len(SPAN_COLUMNS))}) "
-        "ON CONFLICT (project_id, trace_id, span_id) DO NOTHING"
-    )
-    with _driver_errors(conn, sql):
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.executemany(sql, params)
-            return int(cursor.rowcount)
-        finally:
-            cursor.close()
+    columns = ", ".join(c.name for c in table.columns)
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    if conn.dialect.name != "postgresql":
+        sql = (
+            f"INSERT INTO {table.name} ({columns}) "
+            f"VALUES ({_placeholders(conn, len(table.columns))}) {on_conflict}"
+        )
+        with _driver_errors(conn, sql):
+            cursor = driver.cursor()
+            try:
+                cursor.executemany(sql, rows)
+                return int(cursor.rowcount)
+            finally:
+                cursor.close()
+    incoming = f"{table.name}_incoming"
+    sql = f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {incoming} {on_conflict}"
+    with _driver_errors(conn, sql), driver.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {incoming} "
+            f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy(f"COPY {incoming} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(sql)
+        inserted = int(cursor.rowcount)
+        cursor.execute(f"DELETE FROM {incoming}")  # for another batch in this transaction
+        return inserted
 
 
 @contextmanager
@@ -280,26 +307,6 @@ def _driver_errors(conn: Connection, statement: str) -> Iterator[None]:
         yield
     except error as exc:
         raise sa.exc.DBAPIError.instance(statement, None, exc, error) from exc
-
-
-def _copy_spans(conn: Connection, params: Sequence[Sequence[Any]]) -> int:
-    """PostgreSQL: COPY into a temporary table, then insert what is new (idempotent)."""
-    columns = ", ".join(SPAN_COLUMNS)
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    with _driver_errors(conn, "COPY spans_incoming"), driver.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMPORARY TABLE IF NOT EXISTS spans_incoming "
-            "(LIKE spans INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-        )
-        with cursor.copy(f"COPY spans_incoming ({columns}) FROM STDIN") as copy:
-            for row in params:
-                copy.write_row(row)
-        cursor.execute(
-            f"INSERT INTO spans ({columns}) SELECT {columns} FROM spans_incoming "
-            "ON CONFLICT (project_id, trace_id, span_id) DO NOTHING"
-        )
-        return int(cursor.rowcount)  # the temporary rows go at commit
 
 
 def upsert_traces(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -362,12 +369,9 @@ def upsert_traces(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         f"tags = CASE WHEN excluded.tags = {_empty_tags(pg)} THEN traces.tags"
         f" ELSE {union_tags} END",
     ]
-    sql = (
-        f"INSERT INTO traces ({', '.join(TRACE_COLUMNS)}) "
-        f"VALUES ({_placeholders(conn, len(TRACE_COLUMNS))}) "
-        f"ON CONFLICT (project_id, trace_id) DO UPDATE SET {', '.join(sets)}"
+    _insert(
+        conn, traces, params, f"ON CONFLICT (project_id, trace_id) DO UPDATE SET {', '.join(sets)}"
     )
-    conn.exec_driver_sql(sql, params)
 
 
 def _empty_tags(pg: bool) -> str:
@@ -381,13 +385,8 @@ def upsert_rollups(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
         return
     summed = ["count", "errors", "input_tokens", "output_tokens", "cost_usd", "duration_ms_sum"]
     sets = [f"{c} = trace_rollups.{c} + excluded.{c}" for c in summed + LATENCY_COLUMNS]
-    sql = (
-        f"INSERT INTO trace_rollups ({', '.join(ROLLUP_COLUMNS)}) "
-        f"VALUES ({_placeholders(conn, len(ROLLUP_COLUMNS))}) "
-        "ON CONFLICT (project_id, dimension, width_s, bucket_s, value) "
-        f"DO UPDATE SET {', '.join(sets)}"
-    )
-    conn.exec_driver_sql(sql, [tuple(row) for row in rows])
+    conflict = "ON CONFLICT (project_id, dimension, width_s, bucket_s, value) DO UPDATE SET "
+    _insert(conn, trace_rollups, rows, conflict + ", ".join(sets))
 
 
 def count_spans(conn: Connection, project_id: int | None = None) -> int:
