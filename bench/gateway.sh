@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Gateway benchmark, in one run: wrk + ../shared/bench/chat.lua against the fake upstream
 # directly, then through the gateway in front of it (uvicorn, 1 worker, uvloop + httptools,
-# tracing and limits on), then a long run for peak RSS after RSS_REQUESTS requests.
+# tracing and limits on, spans committed by the trace writer process), then a long run for
+# peak RSS after RSS_REQUESTS requests. Also prints CPU per call from /proc (load-independent
+# enough to compare runs on a shared machine).
 #
 # Usage: bench/gateway.sh            (env: CONNS=8 DURATION=15s RSS_REQUESTS=100000 SHARED=...)
 # Prints a markdown summary; paste real figures into docs/benchmarks.md.
@@ -53,25 +55,41 @@ check=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $
 [ "$check" = 200 ] || { echo "gateway answered $check" >&2; exit 1; }
 
 rss() { awk -v f="$1" '$1 == f":" {print $2}' "/proc/$GW_PID/status"; }
+child_rss() { local t=0 p; for p in $(pgrep -P "$GW_PID" || true); do
+    t=$(( t + $(awk -v f="$1" '$1 == f":" {print $2}' "/proc/$p/status") )); done; echo "$t"; }
+# CPU ticks (user + system) of the gateway process, then of its children (the trace writer's).
+cpu() { awk '{print $14 + $15}' "/proc/$GW_PID/stat"; }
+child_cpu() { local t=0 p; for p in $(pgrep -P "$GW_PID" || true); do
+    t=$(( t + $(awk '{print $14 + $15}' "/proc/$p/stat") )); done; echo "$t"; }
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 wrk -t2 -c"$CONNS" -d3s -s "$LUA" "$DIRECT" >/dev/null
 wrk -t2 -c"$CONNS" -d3s -s "$LUA" "$GATEWAY" >/dev/null
 wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$LUA" "$DIRECT" >"$WORK/direct.txt"
+CPU_BEFORE=$(cpu)
+CHILD_BEFORE=$(child_cpu)
 wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$LUA" "$GATEWAY" >"$WORK/gateway.txt"
+CPU_AFTER=$(cpu)
+CHILD_AFTER=$(child_cpu)
 RSS_WARM=$(rss VmRSS)
+CHILD_WARM=$(child_rss VmRSS)
 GW_RPS=$(awk '/Requests\/sec/ {print int($2)}' "$WORK/gateway.txt")
 SECONDS_FOR_RSS=$(( RSS_REQUESTS / (GW_RPS > 0 ? GW_RPS : 1) + 2 ))
 wrk -t2 -c"$CONNS" -d"${SECONDS_FOR_RSS}s" --latency -s "$LUA" "$GATEWAY" >"$WORK/rss.txt"
 RSS_AFTER=$(rss VmRSS)
 RSS_PEAK=$(rss VmHWM)
+CHILD_AFTER_RSS=$(child_rss VmRSS)
+CHILD_PEAK=$(child_rss VmHWM)
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 sleep 3  # let the trace writer drain before counting persisted spans
 
-"$PY" - "$WORK" "$CONNS" "$RSS_WARM" "$RSS_AFTER" "$RSS_PEAK" <<'PYEOF'
+"$PY" - "$WORK" "$CONNS" "$RSS_WARM" "$RSS_AFTER" "$RSS_PEAK" "$((CPU_AFTER - CPU_BEFORE))" \
+    "$((CHILD_AFTER - CHILD_BEFORE))" "$(getconf CLK_TCK)" "$CHILD_WARM" "$CHILD_AFTER_RSS" \
+    "$CHILD_PEAK" <<'PYEOF'
 import re, sqlite3, sys
 from pathlib import Path
 
-work, conns, warm, after, peak = Path(sys.argv[1]), sys.argv[2], *map(int, sys.argv[3:6])
+work, conns = Path(sys.argv[1]), sys.argv[2]
+warm, after, peak, cpu_ticks, child_ticks, hz, c_warm, c_after, c_peak = map(int, sys.argv[3:12])
 
 def ms(text: str) -> float:
     value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
@@ -107,6 +125,10 @@ print(f"| gateway in front (c={conns}) | {gateway['rps']:.0f} | {gateway['50']:.
 print()
 print(f"- gateway/direct RPS ratio: {gateway['rps'] / direct['rps']:.2f}; added p50: {gateway['50'] - direct['50']:.2f} ms")
 print(f"- RSS: {warm / 1024:.0f} MiB after warm-up, {after / 1024:.0f} MiB after {long['requests']} more requests (peak {peak / 1024:.0f} MiB)")
+if c_peak:
+    print(f"- trace writer process RSS: {c_warm / 1024:.0f} MiB after warm-up, {c_after / 1024:.0f} MiB after (peak {c_peak / 1024:.0f} MiB)")
+per_call = 1e6 / hz / max(gateway["requests"], 1)
+print(f"- CPU per proxied call (user + system): gateway process {cpu_ticks * per_call:.0f} µs, trace writer process {child_ticks * per_call:.0f} µs")
 print(f"- spans persisted by the trace writer: {spans}")
 print(f"- gateway overhead inside the process (x-pilothouse-overhead-ms, from the spans): p50 {pct(overheads, 0.5):.3f} ms, p99 {pct(overheads, 0.99):.3f} ms")
 PYEOF

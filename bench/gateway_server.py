@@ -38,6 +38,7 @@ def main() -> None:
             "admin_password": "bench-password",
             "admin_key": "ph-bench-admin-0123456789",
             "log_level": "warning",
+            "tracing_writer_process": True,
         }
     )
     runtime = Runtime(settings)
