@@ -5,8 +5,9 @@ Run: python bench/web_traces.py [DATABASE_URL] [TRACES]
 Stores TRACES traces of four spans each (default 250,000 = 1,000,000 spans) through the trace
 writer's commit path, signs in like a browser and times the pages a user opens first: the trace
 list (unfiltered, filtered by model, by status, by user; sorted by latency), the second page, one
-trace, and the home dashboard. Prints the median and the worst of 15 requests for each, measured
-around the in-process ASGI call (server time plus the test client's small overhead).
+trace, the home dashboard and the guardrail decisions (one trace in 100 has some). Prints the
+median and the worst of 15 requests for each, measured around the in-process ASGI call (server
+time plus the test client's small overhead).
 """
 
 from __future__ import annotations
@@ -30,6 +31,27 @@ PASSWORD = "bench-password-1"
 MODELS = ("gpt-4o-mini", "gpt-4o", "claude-sonnet", "mock/echo")
 USERS = 5_000
 BATCH = 2_000  # traces per commit
+GUARDED = 100  # one trace in this many has guardrail decisions on its chat span
+
+
+def guardrail_decisions(i: int) -> dict[str, object]:
+    """What the gateway records of a policy's decision on a call's input (no values)."""
+    blocked = i % (GUARDED * 5) == 0
+    check = {
+        "check": "injection" if blocked else "pii",
+        "action": "block" if blocked else "pseudonymize",
+        "fired": True,
+        "score": 0.9,
+        "latency_ms": 0.2,
+        "findings": [],
+    }
+    verdict = "block" if blocked else "modify"
+    decision = {"policy": "default", "where": "input", "verdict": verdict, "checks": [check]}
+    return {
+        "policy": "default",
+        "verdict": verdict,
+        "decisions": [{**decision, "path": "messages[0].content", "latency_ms": 0.4}],
+    }
 
 
 def make_trace(i: int, now_ns: int) -> list[Span]:
@@ -70,6 +92,8 @@ def make_trace(i: int, now_ns: int) -> list[Span]:
         ]
     ):
         offset = (10 + n * 60) * 1_000_000
+        if name == "chat" and i % GUARDED == 0:
+            attributes = {**attributes, "pilothouse.guardrails": guardrail_decisions(i)}
         children.append(
             Span(
                 project_id=1,
@@ -153,6 +177,13 @@ def main() -> None:
                 "trace detail (4 spans)": one[1],
                 "home dashboard, 24h": "/projects/1?range=24h",
                 "home dashboard, 30d": "/projects/1?range=30d",
+                "guardrail decisions, 24h": "/projects/1/guardrails/decisions",
+                "guardrail decisions, verdict = block": (
+                    "/projects/1/guardrails/decisions?verdict=block"
+                ),
+                "guardrail decisions, check = toxicity (no match)": (
+                    "/projects/1/guardrails/decisions?check=toxicity"
+                ),
             }
             print(f"| Page ({spans:,} spans, {runtime.db.dialect}) | median | worst of 15 |")
             print("| --- | --- | --- |")

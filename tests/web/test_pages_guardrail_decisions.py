@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from random import getrandbits
+from typing import Any
 
 from starlette.testclient import TestClient
 
@@ -63,24 +64,45 @@ def test_decisions_are_listed_with_counts(admin: TestClient, runtime: Runtime) -
     assert admin.get(URL, params={"verdict": "maybe"}).status_code == 400
 
 
-def test_pages_follow_the_cursor(admin: TestClient, runtime: Runtime, monkeypatch: object) -> None:
-    monkeypatch.setattr(page_module, "PAGE_SIZE", 3)  # type: ignore[attr-defined]
-    monkeypatch.setattr(page_module, "BATCH", 2)  # type: ignore[attr-defined]
-    gateway_calls(runtime, [f"hello {n}" for n in range(7)])
+def walk(client: TestClient, url: str) -> tuple[list[str], int]:
+    """Trace ids of every row, following "older" links; and the number of pages."""
     seen: list[str] = []
-    url: str | None = URL
     pages = 0
-    while url:
-        page = admin.get(url)
+    next_url: str | None = url
+    while next_url:
+        page = client.get(next_url)
         seen += [
             line.split("/traces/")[1][:32]
             for line in page.text.splitlines()
             if '<tr data-href="/projects/1/traces/' in line
         ]
         found = [p for p in page.text.split('href="') if p.startswith(URL + "?")]
-        url = found[0].split('"')[0].replace("&amp;", "&") if found else None
+        next_url = found[0].split('"')[0].replace("&amp;", "&") if found else None
         pages += 1
+    return seen, pages
+
+
+def test_pages_follow_the_cursor(admin: TestClient, runtime: Runtime, monkeypatch: Any) -> None:
+    monkeypatch.setattr(page_module, "PAGE_SIZE", 3)
+    monkeypatch.setattr(page_module, "BATCH", 2)
+    gateway_calls(runtime, [f"hello {n}" for n in range(7)])
+    seen, pages = walk(admin, URL)
     assert pages == 3 and len(seen) == 7 and len(set(seen)) == 7
+    monkeypatch.setattr(page_module, "SCAN_TRACES", 2)  # walk the traces two at a time
+    again, _ = walk(admin, URL)
+    assert again == seen
+
+
+def test_a_page_reads_a_bounded_run_of_traces(
+    admin: TestClient, runtime: Runtime, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(page_module, "SCAN_TRACES", 2)
+    monkeypatch.setattr(page_module, "MAX_READS", 1)
+    gateway_calls(runtime, [SECRET] + [f"hello {n}" for n in range(4)])  # the secret is oldest
+    first = admin.get(URL, params={"verdict": "block"})
+    assert "looked at 2 traces and found no match" in first.text
+    seen, pages = walk(admin, URL + "?verdict=block")
+    assert len(seen) == 1 and pages == 3
 
 
 def test_other_projects_decisions_stay_out(admin: TestClient, runtime: Runtime) -> None:

@@ -62,11 +62,14 @@ def guardrails(page: Page) -> Response:
 RANGES = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 VERDICTS = ("block", "modify", "flag", "allow")
 PAGE_SIZE = 50
+#: Decision spans read at once, and traces looked at at once (through the traces' index).
 BATCH = 200
-#: Decision spans read at most for one page when the filters skip most of them.
-MAX_SCAN = 2000
-#: Per-check counts cover at most the latest this many decision spans of the range.
-COUNTED = 1000
+SCAN_TRACES = 2000
+#: Reads for one page before it offers "older" instead (when the filters match little).
+MAX_READS = 5
+#: Per-check counts cover the newest this many traces of the range.
+COUNTED_TRACES = 5000
+COUNTED_ROWS = 5000
 
 
 def _cursor(raw: str) -> tuple[int, str] | None:
@@ -131,28 +134,29 @@ def _page(
     conn: Any,
     project_id: int,
     start_ns: int,
-    cursor: tuple[int, str] | None,
+    cursor: store.Cursor | None,
     filters: tuple[str, str, str],
-) -> tuple[list[dict[str, Any]], tuple[int, str] | None, bool, bool]:
-    """One page of matching decisions: (entries, cursor after them, more to read, gave up
-    after :data:`MAX_SCAN` spans). Pages end between traces, so the cursor never splits one."""
+) -> tuple[list[dict[str, Any]], store.Cursor | None, bool, bool]:
+    """One page of matching decisions: (entries, cursor after them, more to read, stopped
+    after :data:`MAX_READS` reads). Pages end between traces, so no trace is split."""
     shown: list[dict[str, Any]] = []
-    scanned = 0
-    while scanned < MAX_SCAN:
-        batch = store.decision_spans(conn, project_id, start_ns, cursor, BATCH)
-        scanned += len(batch)
-        full = len(batch) == BATCH
-        if full and batch[-1]["trace_id"] != batch[0]["trace_id"]:
-            last = batch[-1]["trace_id"]  # the limit may have cut this trace: read it next time
-            batch = [r for r in batch if r["trace_id"] != last]
-        for i, row in enumerate(batch):
+    for _ in range(MAX_READS):
+        scan = store.decision_spans(conn, project_id, start_ns, cursor, SCAN_TRACES, BATCH)
+        rows, full = scan.rows, len(scan.rows) == BATCH
+        if full and rows[-1]["trace_id"] != rows[0]["trace_id"]:
+            last = rows[-1]["trace_id"]  # the limit may have cut this trace: read it next time
+            rows = [r for r in rows if r["trace_id"] != last]
+        for i, row in enumerate(rows):
             shown.extend(e for e in _entries(row) if _matches(e, *filters))
             cursor = (row["trace_start_ns"], row["trace_id"])
-            boundary = i + 1 == len(batch) or batch[i + 1]["trace_id"] != row["trace_id"]
+            boundary = i + 1 == len(rows) or rows[i + 1]["trace_id"] != row["trace_id"]
             if len(shown) >= PAGE_SIZE and boundary:
-                return shown, cursor, full or i + 1 < len(batch), False
+                more = full or i + 1 < len(rows) or scan.last is not None
+                return shown, cursor, more, False
         if not full:
-            return shown, cursor, False, False
+            if scan.last is None:
+                return shown, cursor, False, False
+            cursor = scan.last
     return shown, cursor, True, True
 
 
@@ -169,7 +173,9 @@ def decisions(page: Page) -> Response:
     start_ns = (int(time.time()) - RANGES[chosen]) * 1_000_000_000
     cursor = _cursor(page.query("before"))
     with page.runtime.db.read() as conn:
-        counted = store.decision_spans(conn, page.project_id, start_ns, None, COUNTED)
+        counted = store.decision_spans(
+            conn, page.project_id, start_ns, None, COUNTED_TRACES, COUNTED_ROWS
+        ).rows
         shown, cursor, more, scanned_out = _page(
             conn, page.project_id, start_ns, cursor, (check, action, verdict)
         )
@@ -190,7 +196,8 @@ def decisions(page: Page) -> Response:
         fired=fired,
         verdict_counts=verdicts,
         counted=len(counted),
-        counted_cap=COUNTED,
+        counted_traces=COUNTED_TRACES,
+        scanned_traces=SCAN_TRACES * MAX_READS,
         next_url=next_url,
         scanned_out=scanned_out,
     )
