@@ -55,5 +55,7 @@ def test_demo_seeds_a_project_once(tmp_path: Path, database_url: str) -> None:
             )
             assert compare.status_code == 200
             assert "canada" in compare.text
+            review = client.get(f"/projects/{pid}/annotations")
+            assert "support answers" in review.text and "0 of 12 done" in review.text
     finally:
         runtime.db.close()

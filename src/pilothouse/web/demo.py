@@ -267,6 +267,33 @@ def seed_experiments(runtime: Runtime, project_id: int) -> None:
         experiments.run_sync(runtime, row["id"])
 
 
+def seed_review(runtime: Runtime, project_id: int, items: int = 12) -> None:
+    """An annotation queue of the newest traces, with a two-part rubric, to review."""
+    from pilothouse.store import annotations as review_store
+    from pilothouse.store import traces as trace_store
+
+    with runtime.db.write() as conn:
+        newest = trace_store.list_traces(conn, project_id, trace_store.TraceFilter(), limit=items)
+        queue = review_store.create_queue(
+            conn,
+            project_id=project_id,
+            name="support answers",
+            description="Is the bot helpful, and does it stick to the docs it retrieved?",
+            score_configs=[
+                {"name": "helpful", "type": "numeric", "min": 1, "max": 5,
+                 "categories": [], "description": "1 useless, 5 solved it"},
+                {"name": "grounded", "type": "boolean", "min": None, "max": None,
+                 "categories": [], "description": "only says what the documents say"},
+            ],
+            reviewers_per_item=1,
+        )  # fmt: skip
+        review_store.add_items(
+            conn,
+            queue["id"],
+            [{"trace_id": t["trace_id"], "dataset_item_id": None} for t in newest],
+        )
+
+
 def careful(value: Any) -> str:
     """Demo experiment target: always right."""
     return CAPITALS[value["country"]]
@@ -305,10 +332,11 @@ def demo(ctx: click.Context, traces: int) -> None:
             seed_prompts(runtime, project["id"])
             seed_experiments(runtime, project["id"])
             runtime.traces.flush()
+            seed_review(runtime, project["id"])
         finally:
             runtime.traces.close()
     click.echo(f"Seeded project {PROJECT!r} (id {project['id']}): {stored} spans, 2 prompts,")
-    click.echo("a dataset and two experiments.")
+    click.echo("a dataset, two experiments and an annotation queue.")
     if first is not None and first.password:
         click.echo(f"Sign in as {first.email} with password {first.password} (shown once).")
     settings = runtime.settings
