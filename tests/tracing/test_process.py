@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,12 +14,19 @@ from tests.conftest import make_settings
 from tests.tracing.test_writer import spans, stored, unmigrated
 
 
-def test_submitted_spans_are_committed_by_the_child(tmp_path: Path, database_url: str):
-    settings = make_settings(tmp_path, database_url, tracing_writer_process=True)
+def writer_with_process(
+    tmp_path: Path, database_url: str, **overrides: Any
+) -> tuple[Runtime, TraceWriter]:
+    """A migrated runtime and a writer whose submitted spans go to a writer process."""
+    settings = make_settings(tmp_path, database_url, tracing_writer_process=True, **overrides)
     rt = Runtime(settings)
     rt.migrate()
     rt.bootstrap()
-    w = TraceWriter(rt.db, settings)
+    return rt, TraceWriter(rt.db, settings)
+
+
+def test_submitted_spans_are_committed_by_the_child(tmp_path: Path, database_url: str):
+    rt, w = writer_with_process(tmp_path, database_url)
     try:
         for _ in range(20):
             w.submit(spans(5))
@@ -36,11 +44,7 @@ def test_submitted_spans_are_committed_by_the_child(tmp_path: Path, database_url
 
 
 def test_a_dead_child_is_replaced_and_nothing_is_lost(tmp_path: Path, database_url: str):
-    settings = make_settings(tmp_path, database_url, tracing_writer_process=True)
-    rt = Runtime(settings)
-    rt.migrate()
-    rt.bootstrap()
-    w = TraceWriter(rt.db, settings)
+    rt, w = writer_with_process(tmp_path, database_url)
     try:
         w.submit(spans(4))
         assert w.flush(60)
@@ -80,13 +84,7 @@ def test_the_child_spills_what_it_cannot_store_and_it_is_replayed(
 def test_beyond_the_buffer_the_server_spills_without_waiting(
     tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ):
-    settings = make_settings(
-        tmp_path, database_url, tracing_writer_process=True, tracing_buffer_spans=10
-    )
-    rt = Runtime(settings)
-    rt.migrate()
-    rt.bootstrap()
-    w = TraceWriter(rt.db, settings)
+    rt, w = writer_with_process(tmp_path, database_url, tracing_buffer_spans=10)
     try:
         assert w.process is not None
         start = w.process._start_thread

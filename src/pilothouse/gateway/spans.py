@@ -7,6 +7,8 @@ import time
 from random import getrandbits
 from typing import Any
 
+import orjson
+
 from pilothouse.gateway.call import Call
 from pilothouse.tracing.model import Span
 
@@ -30,10 +32,20 @@ def _parent(headers: dict[str, str]) -> tuple[str, str | None]:
     return f"{getrandbits(128):032x}", None
 
 
+def _json_size(value: Any) -> float:
+    """Bytes of ``value`` as JSON (at least the length of any string in it)."""
+    try:
+        return len(orjson.dumps(value, default=str))
+    except (orjson.JSONEncodeError, TypeError):
+        return float("inf")  # e.g. an integer beyond 64 bits: walk it instead
+
+
 def truncate(value: Any, limit: int) -> Any:
     """Cut long strings inside messages so one trace stays bounded."""
     if limit <= 0:
         return value
+    if isinstance(value, list | dict) and _json_size(value) <= limit:
+        return value  # no string inside can be longer: skip the walk (the common case)
     if isinstance(value, str):
         return value if len(value) <= limit else value[:limit] + f"... [{len(value) - limit} more]"
     if isinstance(value, list):
@@ -63,14 +75,15 @@ def build_span(call: Call, *, capture: bool = True, max_chars: int = 0) -> Span:
         attrs["gen_ai.system"] = deployment.provider
         attrs["pilothouse.deployment"] = deployment.id
         attrs["pilothouse.upstream_model"] = deployment.model
-    if call.input_tokens is not None:
-        attrs["gen_ai.usage.input_tokens"] = call.input_tokens
-    if call.output_tokens is not None:
-        attrs["gen_ai.usage.output_tokens"] = call.output_tokens
+    input_tokens, output_tokens = call.input_tokens, call.output_tokens
+    if input_tokens is not None:
+        attrs["gen_ai.usage.input_tokens"] = input_tokens
+    if output_tokens is not None:
+        attrs["gen_ai.usage.output_tokens"] = output_tokens
     ttft_ms = None
     if call.stream and call.first_token_s is not None:
         ttft_ms = round(call.first_token_s * 1000, 3)
-        tokens = call.output_tokens or call.output_chunks
+        tokens = output_tokens or call.output_chunks
         if tokens > 1 and call.ended is not None:
             generating = call.ended - call.started - call.first_token_s
             attrs["pilothouse.tpot_ms"] = round(generating * 1000 / (tokens - 1), 3)
@@ -123,10 +136,8 @@ def build_span(call: Call, *, capture: bool = True, max_chars: int = 0) -> Span:
         provider=deployment.provider if deployment is not None else None,
         request_model=call.model,
         response_model=call.served_model or (deployment.model if deployment else None),
-        input_tokens=call.input_tokens,
-        output_tokens=call.output_tokens
-        if call.output_tokens is not None
-        else (call.output_chunks or None),
+        input_tokens=input_tokens,
+        output_tokens=output_tokens if output_tokens is not None else (call.output_chunks or None),
         cost_usd=call.cost_usd,
         input=span_input,
         output=span_output,
