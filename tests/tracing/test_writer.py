@@ -20,6 +20,7 @@ from pilothouse.store import Database, migrate
 from pilothouse.store import traces as store
 from pilothouse.store.types import utcnow
 from pilothouse.tracing.model import Span
+from pilothouse.tracing.writelock import WriteLock
 from pilothouse.tracing.writer import TraceWriter
 from tests.conftest import make_settings
 
@@ -299,3 +300,31 @@ async def test_a_span_that_cannot_be_stored_fails_only_its_own_producer(
     assert isinstance(failed, BadRequest)
     assert stored(runtime.db) == 3
     assert writer._thread is not None and writer._thread.is_alive()
+
+
+def test_writers_of_one_sqlite_file_take_turns_on_its_lock_file(tmp_path: Path):
+    db = Database(f"sqlite:///{tmp_path}/p.db")
+    first, second = WriteLock(db), WriteLock(db)  # two descriptors: as two processes would
+    order: list[str] = []
+    try:
+        with first.hold():
+            taken = threading.Event()
+
+            def take() -> None:
+                with second.hold():
+                    order.append("second")
+                    taken.set()
+
+            waiter = threading.Thread(target=take)
+            waiter.start()
+            assert not taken.wait(0.3)  # blocked while the first holds it
+            order.append("first")
+        assert taken.wait(5)
+        waiter.join()
+        assert order == ["first", "second"]
+        assert Path(f"{tmp_path}/p.db.write-lock").exists()
+        assert WriteLock(Database("postgresql+psycopg://u@h/db")).path is None
+    finally:
+        first.close()
+        second.close()
+        db.close()
