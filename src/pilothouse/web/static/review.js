@@ -21,7 +21,7 @@
 
   document.addEventListener("keydown", function (event) {
     var tag = (event.target.tagName || "").toLowerCase();
-    if (tag === "textarea" || (tag === "input" && event.target.type !== "radio") || event.ctrlKey || event.metaKey || event.altKey) { return; }
+    if (tag === "textarea" || tag === "select" || (tag === "input" && event.target.type !== "radio") || event.ctrlKey || event.metaKey || event.altKey) { return; }
     if (event.key === "j" || event.key === "k") {
       event.preventDefault();
       activate(active + (event.key === "j" ? 1 : -1));
@@ -29,7 +29,7 @@
       if (first) { first.focus(); }
       return;
     }
-    if (event.key === "Enter") {
+    if (event.key === "Enter" && tag !== "a" && tag !== "button" && tag !== "select") {
       event.preventDefault();
       form.requestSubmit();
       return;
