@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass
+@dataclass(slots=True)
 class Span:
     """One span: OpenTelemetry's fields plus columns extracted for LLM work."""
 
