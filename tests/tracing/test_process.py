@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ def test_submitted_spans_are_committed_by_the_child(tmp_path: Path, database_url
         assert stored(rt.db) == 100
         assert w.process.stats["sent"] == 100
         assert w._thread is None  # the server's own writer thread never ran
+        assert w.process._child is not None
+        w.process._child.send_signal(signal.SIGTERM)  # e.g. sent to the process group
         w.submit(spans(3))  # the same child takes later batches
         assert w.flush(60)
         assert stored(rt.db) == 103 and w.process.stats["children"] == 1

@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -263,6 +264,10 @@ def main() -> None:
     from pilothouse.store import Database
     from pilothouse.tracing.writer import TraceWriter
 
+    # Ctrl-C and service managers signal the whole process group; the child must outlive the
+    # server to commit what it was sent, and it stops when the server closes its stdin.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.SIG_IGN)
     settings = load_settings(orjson.loads(os.environ[SETTINGS_ENV]), environ={})
     logs.configure(settings.log_level, settings.log_format)
     db = Database(settings.effective_database_url)
