@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from pilothouse.store import Database
-from pilothouse.store import traces as store
+from pilothouse.store import trace_writes as store
 from pilothouse.tracing import summary
 from pilothouse.tracing.model import Span
 from pilothouse.tracing.writelock import WriteLock
