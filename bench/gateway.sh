@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Gateway benchmark, in one run: wrk + ../shared/bench/chat.lua against the fake upstream
-# directly, then through the gateway in front of it (uvicorn, 1 worker, uvloop + httptools,
-# tracing and limits on, spans committed by the trace writer process), then a long run for
-# peak RSS after RSS_REQUESTS requests. Also prints CPU per call from /proc (load-independent
-# enough to compare runs on a shared machine).
+# directly, then through the gateway in front of it (uvicorn, 1 worker, uvloop + httptools
+# through pilothouse.protocol as in `pilothouse serve`, tracing and limits on, spans committed
+# by the trace writer process), then a long run for peak RSS after RSS_REQUESTS requests. Also
+# prints CPU per call from /proc (load-independent enough to compare runs on a shared machine).
 #
 # Usage: bench/gateway.sh            (env: CONNS=8 DURATION=15s RSS_REQUESTS=100000 SHARED=...)
 # Prints a markdown summary; paste real figures into docs/benchmarks.md.

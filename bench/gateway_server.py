@@ -14,6 +14,7 @@ import uvicorn
 import yaml
 
 from pilothouse.app import create_app
+from pilothouse.protocol import HttpProtocol
 from pilothouse.runtime import Runtime
 from pilothouse.settings import load_settings
 
@@ -51,7 +52,7 @@ def main() -> None:
         host="127.0.0.1",
         port=args.port,
         loop="uvloop",
-        http="httptools",
+        http=HttpProtocol,  # as `pilothouse serve`
         access_log=False,
         log_level="warning",
         lifespan="on",

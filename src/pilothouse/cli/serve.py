@@ -52,6 +52,7 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
 
     from pilothouse import logs
     from pilothouse.app import create_app
+    from pilothouse.protocol import HttpProtocol
     from pilothouse.runtime import Runtime
     from pilothouse.store import migrate
 
@@ -91,6 +92,7 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
         host=settings.host,
         port=settings.port,
         log_config=log_config,
+        http=HttpProtocol,  # httptools, one socket write per answer
         access_log=False,
         timeout_graceful_shutdown=30,
         lifespan="on",
