@@ -40,7 +40,9 @@ class Settings:
     port: int = setting(4141, "TCP port the server listens on.")
     migrate: bool = setting(True, "Apply database migrations when the server starts.")
     redis_url: str = setting(
-        "", "Redis URL (redis://host:6379/0). When set, background jobs use Redis and workers."
+        "",
+        "Redis URL (redis://host:6379/0). When set, background jobs use Redis and workers, "
+        "and API-key revocations reach every server at once (pub/sub).",
     )
     workers_inline: bool = setting(
         True, "Run a background-job consumer inside the server process (embedded mode)."
@@ -66,7 +68,10 @@ class Settings:
     )
     max_body_bytes: int = setting(10 * 1024 * 1024, "Largest request body accepted, in bytes.")
     key_cache_ttl: float = setting(
-        30.0, "Seconds an API-key lookup stays cached in memory (revocations apply at once)."
+        30.0,
+        "Seconds an API-key lookup stays cached in memory. Revocations apply at once in the "
+        "process that revokes, and in every other process when redis_url is set; without "
+        "Redis other processes see them after this many seconds.",
     )
     secret_key: str = setting(
         "",
