@@ -19,8 +19,10 @@ from sqlalchemy.engine import Connection
 
 from pilothouse.store.traces import (
     LATENCY_COLUMNS,
+    ROLLUP_SUMS,
     SPAN_COLUMNS,
     TRACE_COLUMNS,
+    TTFT_COLUMNS,
     spans,
     trace_rollups,
     traces,
@@ -242,7 +244,7 @@ def upsert_rollups(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
     dimension, width, bucket and value."""
     if not rows:
         return
-    summed = ["count", "errors", "input_tokens", "output_tokens", "cost_usd", "duration_ms_sum"]
-    sets = [f"{c} = trace_rollups.{c} + excluded.{c}" for c in summed + LATENCY_COLUMNS]
+    summed = [*ROLLUP_SUMS, *LATENCY_COLUMNS, *TTFT_COLUMNS]
+    sets = [f"{c} = trace_rollups.{c} + excluded.{c}" for c in summed]
     conflict = "ON CONFLICT (project_id, dimension, width_s, bucket_s, value) DO UPDATE SET "
     _insert(conn, trace_rollups, rows, conflict + ", ".join(sets))

@@ -7,8 +7,9 @@ Ingestion writes three things in one transaction (see :mod:`pilothouse.tracing.w
 - ``traces``: one row per trace, merged at ingest (time span, counts, tokens, cost, model, user,
   session, tags, root input/output), so the trace list never scans spans.
 - ``trace_rollups``: per project, dimension (``all``, ``model``, ``user``, ``tag``, ``name``) and
-  minute: counts, errors, tokens, cost and a latency histogram (:data:`LATENCY_BOUNDS_MS`), so
-  aggregates over any period read a few rows per minute instead of raw spans.
+  minute: counts, errors, tokens, cost, a latency histogram (:data:`LATENCY_BOUNDS_MS`), the
+  guardrail blocks and a time-to-first-token histogram (:data:`TTFT_BOUNDS_MS`), so aggregates
+  over any period read a few rows per minute instead of raw spans.
 
 The bulk writes of ingestion are in :mod:`pilothouse.store.trace_writes`.
 """
@@ -35,6 +36,21 @@ LATENCY_RATIO = math.sqrt(2)
 LATENCY_BUCKETS = 40
 LATENCY_BOUNDS_MS = [LATENCY_RATIO**i for i in range(LATENCY_BUCKETS)]
 LATENCY_COLUMNS = [f"lat_{i:02d}" for i in range(LATENCY_BUCKETS)]
+#: Time-to-first-token histogram, coarser: bucket 0 holds < 1 ms, bucket i [2**(i-1), 2**i) ms.
+TTFT_RATIO = 2.0
+TTFT_BUCKETS = 20
+TTFT_BOUNDS_MS = [TTFT_RATIO**i for i in range(TTFT_BUCKETS)]
+TTFT_COLUMNS = [f"ttft_{i:02d}" for i in range(TTFT_BUCKETS)]
+#: The summed (not histogram) columns of ``trace_rollups``, in the order reads return them.
+ROLLUP_SUMS = (
+    "count",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "duration_ms_sum",
+    "blocked",
+)
 DIMENSIONS = ("all", "model", "user", "tag", "name")
 
 spans = sa.Table(
@@ -128,6 +144,9 @@ trace_rollups = sa.Table(
     sa.Column("cost_usd", sa.Float, nullable=False),
     sa.Column("duration_ms_sum", sa.Float, nullable=False),
     *[sa.Column(name, sa.BigInteger, nullable=False) for name in LATENCY_COLUMNS],
+    # Spans whose guardrail verdict was block, and the TTFT histogram of streamed calls.
+    sa.Column("blocked", sa.BigInteger, nullable=False, server_default="0"),
+    *[sa.Column(n, sa.BigInteger, nullable=False, server_default="0") for n in TTFT_COLUMNS],
     sa.PrimaryKeyConstraint("project_id", "dimension", "width_s", "bucket_s", "value"),
     # Clustered by the key on SQLite, so a period of one dimension is one sequential read.
     sqlite_with_rowid=False,
@@ -356,17 +375,16 @@ def rollup_series(
     values: Sequence[str] = (),
 ) -> list[tuple[Any, ...]]:
     """Rollups summed per (interval start, value) for one dimension and period, as tuples:
-    (bucket, value, count, errors, input_tokens, output_tokens, cost_usd, duration_ms_sum,
-    latency histogram as a list).
+    (bucket, value, *sums in :data:`ROLLUP_SUMS` order, latency histogram as a list, TTFT
+    histogram as a list).
 
-    The histogram comes as one JSON array per row: the driver takes far longer to hand over 40
-    columns than to pass one array (a day by minute is 1,440 rows). Whole-hour intervals read
+    Each histogram comes as one JSON array per row: the driver takes far longer to hand over 60
+    columns than to pass two arrays (a day by minute is 1,440 rows). Whole-hour intervals read
     the hourly rows (60 times fewer); ``bucket_from`` should then be hour-aligned, or the first
     hour counts from its start.
     """
     r = trace_rollups.c
     width = 3600 if interval_s % 3600 == 0 else ROLLUP_SECONDS
-    summed = ["count", "errors", "input_tokens", "output_tokens", "cost_usd", "duration_ms_sum"]
     where = (
         r.project_id == project_id,
         r.dimension == dimension,
@@ -377,30 +395,37 @@ def rollup_series(
     array = sa.func.json_build_array if conn.dialect.name == "postgresql" else sa.func.json_array
     if interval_s == width:  # the stored rows are the answer: read them in key order
         bucket: sa.ColumnElement[Any] = r.bucket_s
-        sums: list[sa.ColumnElement[Any]] = [r[c] for c in summed]
-        histogram = array(*(r[c] for c in LATENCY_COLUMNS))
-        query = sa.select(bucket, r.value, *sums, histogram).where(*where)
+
+        def column(name: str) -> sa.ColumnElement[Any]:
+            return r[name]
+
+        query = sa.select(bucket, r.value)
     else:
         bucket = r.bucket_s // interval_s * interval_s
-        # Sums typed as their columns: PostgreSQL would answer numeric (Decimal) for bigints.
-        sums = [sa.cast(sa.func.sum(r[c]), r[c].type) for c in summed]
-        histogram = array(*(sa.cast(sa.func.sum(r[c]), r[c].type) for c in LATENCY_COLUMNS))
-        query = sa.select(bucket, r.value, *sums, histogram).where(*where).group_by(bucket, r.value)
-    query = query.order_by(bucket, r.value)
+
+        def column(name: str) -> sa.ColumnElement[Any]:
+            # Sums typed as their columns: PostgreSQL would answer numeric (Decimal) for bigints.
+            return sa.cast(sa.func.sum(r[name]), r[name].type)
+
+        query = sa.select(bucket, r.value).group_by(bucket, r.value)
+    query = query.add_columns(
+        *(column(c) for c in ROLLUP_SUMS),
+        array(*(column(c) for c in LATENCY_COLUMNS)),
+        array(*(column(c) for c in TTFT_COLUMNS)),
+    )
+    query = query.where(*where).order_by(bucket, r.value)
     if values:
         query = query.where(r.value.in_(list(values)))
+    last = 2 + len(ROLLUP_SUMS)
     out = []
     for row in conn.execute(query):
-        lat = row[8]
-        out.append((*row[:8], orjson.loads(lat) if isinstance(lat, str | bytes) else lat))
+        out.append((*row[:last], *(_array(a) for a in row[last:])))
     return out
 
 
-def rollup_rows(conn: Connection, *args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
-    """:func:`rollup_series` (same arguments) with the histogram flattened into the tuple:
-    (bucket, value, count, errors, input_tokens, output_tokens, cost_usd, duration_ms_sum,
-    *histogram)."""
-    return [(*row[:8], *row[8]) for row in rollup_series(conn, *args, **kwargs)]
+def _array(value: Any) -> list[int]:
+    """A JSON array column as a list (SQLite hands over its text)."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else list(value)
 
 
 # --- retention ------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from pilothouse.api.deps import (
 from pilothouse.errors import BadRequest, NotFound
 from pilothouse.store import traces as store
 from pilothouse.store.types import utcnow
-from pilothouse.tracing.summary import percentiles
+from pilothouse.tracing.summary import percentiles, ttft_percentiles
 
 router = APIRouter(tags=["traces"])
 
@@ -153,6 +153,10 @@ class AggregateRow(BaseModel):
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    blocked: int = Field(description="Calls a guardrail blocked (spans with verdict block)")
+    ttft_count: int = Field(description="Spans with a time to first token (streamed calls)")
+    ttft_p50_ms: float | None
+    ttft_p95_ms: float | None
 
 
 class Aggregates(BaseModel):
@@ -332,10 +336,11 @@ def aggregates(
     group_by: Annotated[Literal["none", "model", "user", "tag", "name"], Query()] = "none",
     value: Annotated[list[str] | None, Query(description="Only these groups")] = None,
 ) -> Any:
-    """Count, error rate, latency percentiles, tokens and cost per time bucket (from rollups).
+    """Count, error rate, latency and time-to-first-token percentiles, tokens, cost and
+    guardrail blocks per time bucket (from rollups).
 
     Ungrouped and by user, tag or name, ``count`` is traces (root spans); by model it is model
-    calls. Tokens and cost include every span.
+    calls. Tokens, cost, blocks and TTFT include every span.
     """
     project = project_of(runtime, caller, project_id, "read")
     end_s = int((_ns(end) or time.time_ns()) // 1_000_000_000)
@@ -353,16 +358,17 @@ def aggregates(
         rows = store.rollup_series(
             conn, project, dimension, start_s, end_s + 1, interval_s, values=value or ()
         )
-    data = [_aggregate(row[1], row[2:8], row[8], row[0]) for row in rows]
+    data = [_aggregate(row[1], row[2:9], row[9], row[10], row[0]) for row in rows]
     groups: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:
         groups.setdefault(row[1], []).append(row)
     totals = []
     for v, group in sorted(groups.items()):
         # Column sums: zip and sum run in C, not a Python loop per value.
-        sums = [sum(column) for column in zip(*(row[2:8] for row in group), strict=True)]
-        histogram = [sum(column) for column in zip(*(row[8] for row in group), strict=True)]
-        totals.append(_aggregate(v, sums, histogram, None))
+        sums = [sum(column) for column in zip(*(row[2:9] for row in group), strict=True)]
+        latency = [sum(column) for column in zip(*(row[9] for row in group), strict=True)]
+        ttft = [sum(column) for column in zip(*(row[10] for row in group), strict=True)]
+        totals.append(_aggregate(v, sums, latency, ttft, None))
     body = {
         "group_by": group_by,
         "interval_s": interval_s,
@@ -377,12 +383,17 @@ def aggregates(
 
 
 def _aggregate(
-    value: str, sums: Sequence[Any], histogram: Sequence[int], bucket: int | None
+    value: str,
+    sums: Sequence[Any],
+    histogram: Sequence[int],
+    ttft: Sequence[int],
+    bucket: int | None,
 ) -> dict[str, Any]:
-    """One aggregate row from the sums and histogram of ``store.rollup_series``."""
-    count, errors, tokens_in, tokens_out, cost, duration = sums
+    """One aggregate row from the sums and histograms of ``store.rollup_series``."""
+    count, errors, tokens_in, tokens_out, cost, duration, blocked = sums
     timed = sum(histogram)
     p50, p95 = percentiles(histogram, (0.5, 0.95))
+    ttft_p50, ttft_p95 = ttft_percentiles(ttft, (0.5, 0.95))
     return {
         "bucket": datetime.fromtimestamp(bucket, UTC) if bucket is not None else None,
         "value": value,
@@ -395,6 +406,10 @@ def _aggregate(
         "input_tokens": tokens_in,
         "output_tokens": tokens_out,
         "cost_usd": cost,
+        "blocked": blocked,
+        "ttft_count": sum(ttft),
+        "ttft_p50_ms": ttft_p50,
+        "ttft_p95_ms": ttft_p95,
     }
 
 

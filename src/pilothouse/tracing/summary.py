@@ -4,6 +4,8 @@ Both are computed from spans that were not stored before, so a re-sent span chan
 Rollup dimensions: ``all`` (the project), ``user``, ``tag`` and ``name`` (the root span's name)
 count traces (their root spans) plus the tokens and cost of every span of those traces;
 ``model`` counts model calls (spans with a model) with their own latency, tokens and cost.
+Guardrail blocks (spans whose ``pilothouse.guardrails`` verdict is ``block``) and the time to
+first token of streamed calls (``ttft_ms``) count per span, like tokens, in every dimension.
 """
 
 from __future__ import annotations
@@ -21,12 +23,16 @@ from pilothouse.store.traces import (
     LATENCY_BUCKETS,
     LATENCY_RATIO,
     ROLLUP_SECONDS,
+    TTFT_BOUNDS_MS,
+    TTFT_BUCKETS,
+    TTFT_RATIO,
 )
 from pilothouse.tracing.model import Span
 
 #: Longest input/output text kept on the trace row (the spans keep everything).
 SUMMARY_TEXT_CHARS = 20_000
 _LOG_RATIO = math.log(LATENCY_RATIO)
+_GUARDRAILS = "pilothouse.guardrails"
 
 
 def as_text(value: Any) -> str | None:
@@ -44,13 +50,26 @@ def latency_bucket(ms: float) -> int:
     return min(LATENCY_BUCKETS - 1, int(math.log(ms) / _LOG_RATIO) + 1)
 
 
+def ttft_bucket(ms: float) -> int:
+    """Index of the time-to-first-token histogram bucket holding ``ms``."""
+    if ms < 1.0:
+        return 0
+    return min(TTFT_BUCKETS - 1, int(math.log2(ms)) + 1)
+
+
 def percentile(histogram: list[int], q: float) -> float | None:
     """The ``q`` quantile (0..1) estimated from a latency histogram, in ms."""
     return percentiles(histogram, (q,))[0]
 
 
-def percentiles(histogram: Sequence[int], qs: tuple[float, ...]) -> list[float | None]:
-    """Several quantiles (0..1) of a latency histogram, in ms, interpolated in their bucket."""
+def percentiles(
+    histogram: Sequence[int],
+    qs: tuple[float, ...],
+    bounds: Sequence[float] = LATENCY_BOUNDS_MS,
+    ratio: float = LATENCY_RATIO,
+) -> list[float | None]:
+    """Several quantiles (0..1) of a latency histogram, in ms, interpolated in their bucket;
+    ``bounds`` and ``ratio`` describe the histogram (the TTFT one: :func:`ttft_percentiles`)."""
     cumulative = list(accumulate(histogram))
     total = cumulative[-1] if cumulative else 0
     if not total:
@@ -60,14 +79,25 @@ def percentiles(histogram: Sequence[int], qs: tuple[float, ...]) -> list[float |
         rank = q * total
         # The first bucket whose cumulative count reaches the rank (and holds something).
         i = bisect_left(cumulative, rank) if rank > 0 else bisect_right(cumulative, 0)
-        if i >= LATENCY_BUCKETS:
-            out.append(LATENCY_BOUNDS_MS[-1])
+        if i >= len(bounds):
+            out.append(bounds[-1])
             continue
         seen = cumulative[i - 1] if i else 0
-        low = LATENCY_BOUNDS_MS[i - 1] if i else 0.0
-        high = LATENCY_BOUNDS_MS[i] if i < LATENCY_BUCKETS - 1 else low * LATENCY_RATIO
+        low = bounds[i - 1] if i else 0.0
+        high = bounds[i] if i < len(bounds) - 1 else low * ratio
         out.append(low + (high - low) * ((rank - seen) / histogram[i]))
     return out
+
+
+def ttft_percentiles(histogram: Sequence[int], qs: tuple[float, ...]) -> list[float | None]:
+    """Quantiles of a time-to-first-token histogram, in ms."""
+    return percentiles(histogram, qs, TTFT_BOUNDS_MS, TTFT_RATIO)
+
+
+def blocked(span: Span) -> bool:
+    """Whether a guardrail blocked this span's call."""
+    decisions = span.attributes.get(_GUARDRAILS)
+    return isinstance(decisions, dict) and decisions.get("verdict") == "block"
 
 
 def group_by_trace(spans: Iterable[Span]) -> dict[tuple[int, str], list[Span]]:
@@ -145,6 +175,8 @@ def trace_row(project_id: int, trace_id: str, spans: list[Span]) -> dict[str, An
 #: Positions in a rollup row (:data:`ROLLUP_COLUMNS` order) of the summed values.
 _COUNT, _ERRORS, _IN, _OUT, _COST, _DURATION = range(5, 11)
 _LATENCY0 = 11
+_BLOCKED = _LATENCY0 + LATENCY_BUCKETS
+_TTFT0 = _BLOCKED + 1
 
 
 class Rollups:
@@ -165,7 +197,10 @@ class Rollups:
         input_tokens: int,
         output_tokens: int,
         cost_usd: float,
+        blocked: int = 0,
+        ttfts: Sequence[int] = (),
     ) -> None:
+        """Add to the row of ``key``; ``ttfts`` are TTFT histogram bucket indexes."""
         row = self.rows.get(key)
         if row is None:
             project_id, dimension, bucket_s, value = key
@@ -181,6 +216,9 @@ class Rollups:
         if latency_ms is not None and count:
             row[_DURATION] += latency_ms
             row[_LATENCY0 + latency_bucket(latency_ms)] += 1
+        row[_BLOCKED] += blocked
+        for i in ttfts:
+            row[_TTFT0 + i] += 1
 
     def add_trace(self, project_id: int, spans: list[Span]) -> None:
         root = None
@@ -190,8 +228,9 @@ class Rollups:
                 break
         user = _first(spans if root is None else [root, *spans], "user_id")
         tags: list[str] = []
-        # What the trace adds per minute: [count, error, latency, input, output, cost]; the
-        # root counts the trace, every span adds its tokens and cost to its own minute.
+        # What the trace adds per minute: [count, error, latency, input, output, cost, blocked,
+        # ttft buckets]; the root counts the trace, every span adds its tokens, cost, block
+        # and TTFT to its own minute.
         minutes: dict[int, list[Any]] = {}
         for span in spans:
             if span.tags:
@@ -200,6 +239,8 @@ class Rollups:
             tokens_in = span.input_tokens or 0
             tokens_out = span.output_tokens or 0
             cost = span.cost_usd or 0.0
+            block = 1 if blocked(span) else 0
+            ttfts = () if span.ttft_ms is None else (ttft_bucket(span.ttft_ms),)
             model = span.request_model or span.response_model
             if model:
                 self.add(
@@ -210,10 +251,12 @@ class Rollups:
                     tokens_in,
                     tokens_out,
                     cost,
+                    block,
+                    ttfts,
                 )
             minute = minutes.get(bucket)
             if minute is None:
-                minute = minutes[bucket] = [0, False, None, 0, 0, 0.0]
+                minute = minutes[bucket] = [0, False, None, 0, 0, 0.0, 0, []]
             if span is root:
                 minute[0] = 1
                 minute[1] = span.status_code == "error"
@@ -221,25 +264,19 @@ class Rollups:
             minute[3] += tokens_in
             minute[4] += tokens_out
             minute[5] += cost
+            minute[6] += block
+            minute[7] += ttfts
         values = [("all", ""), *(("tag", t) for t in tags)]
         if user:
             values.append(("user", str(user)))
         if root is not None:
             values.append(("name", root.name))
-        for bucket, (count, error, latency, tokens_in, tokens_out, cost) in minutes.items():
+        for bucket, minute in minutes.items():
             for dimension, value in values:
-                self.add(
-                    (project_id, dimension, bucket, value),
-                    count,
-                    error,
-                    latency,
-                    tokens_in,
-                    tokens_out,
-                    cost,
-                )
+                self.add((project_id, dimension, bucket, value), *minute)
 
 
-_ZERO_TAIL = [0.0, *([0] * LATENCY_BUCKETS)]
+_ZERO_TAIL = [0.0, *([0] * LATENCY_BUCKETS), 0, *([0] * TTFT_BUCKETS)]
 
 
 def rollup_rows(groups: dict[tuple[int, str], list[Span]]) -> list[list[Any]]:

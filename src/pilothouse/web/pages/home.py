@@ -1,6 +1,7 @@
-"""The project home: requests, errors, latency, tokens and cost over a chosen period.
+"""The project home: requests, errors, latency, time to first token, tokens, cost and
+guardrail blocks over a chosen period.
 
-Everything comes from the trace rollups (:func:`pilothouse.store.traces.rollup_rows`),
+Everything comes from the trace rollups (:func:`pilothouse.store.traces.rollup_series`),
 never from raw spans, so the page costs the same with a thousand traces or a billion.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 from starlette.responses import Response
 
 from pilothouse.store import traces as store
-from pilothouse.tracing.summary import percentile
+from pilothouse.tracing.summary import percentiles, ttft_percentiles
 from pilothouse.web import formats
 from pilothouse.web.ui import Page
 
@@ -25,25 +26,27 @@ RANGES: dict[str, tuple[int, int, str]] = {
     "7d": (7 * 86400, 6 * 3600, "%b %d %H:%M"),
     "30d": (30 * 86400, 86400, "%b %d"),
 }
-SUMMED = ("count", "errors", "input_tokens", "output_tokens", "cost_usd", "duration_ms_sum")
+SUMMED = store.ROLLUP_SUMS
 TOP = 6
 
 
 def _totals(rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
-    """Sums of rollup rows ``(bucket, value, count, errors, tokens in, tokens out, cost,
-    duration, *histogram)``, with error rate and latency percentiles."""
+    """Sums of :func:`~pilothouse.store.traces.rollup_series` rows ``(bucket, value, *sums,
+    latency histogram, TTFT histogram)``, with error rate and latency and TTFT percentiles."""
     out: dict[str, Any] = {name: 0 for name in SUMMED}
-    histogram = [0] * len(store.LATENCY_COLUMNS)
+    latency = [0] * store.LATENCY_BUCKETS
+    ttft = [0] * store.TTFT_BUCKETS
     for row in rows:
         for i, name in enumerate(SUMMED):
-            # PostgreSQL sums BIGINT columns as NUMERIC (Decimal): normalise to int/float.
-            kind = float if name in ("cost_usd", "duration_ms_sum") else int
-            out[name] += kind(row[2 + i] or 0)
-        for i, count in enumerate(row[2 + len(SUMMED) :]):
-            histogram[i] += int(count or 0)
+            out[name] += row[2 + i] or 0
+        for i, count in enumerate(row[2 + len(SUMMED)]):
+            latency[i] += count
+        for i, count in enumerate(row[3 + len(SUMMED)]):
+            ttft[i] += count
     out["error_rate"] = out["errors"] / out["count"] if out["count"] else None
-    out["p50_ms"] = percentile(histogram, 0.5)
-    out["p95_ms"] = percentile(histogram, 0.95)
+    out["p50_ms"], out["p95_ms"] = percentiles(latency, (0.5, 0.95))
+    out["ttft_count"] = sum(ttft)
+    out["ttft_p50_ms"], out["ttft_p95_ms"] = ttft_percentiles(ttft, (0.5, 0.95))
     out["tokens"] = out["input_tokens"] + out["output_tokens"]
     return out
 
@@ -66,10 +69,10 @@ def home(page: Page) -> Response:
     end_s = int(time.time()) // step * step + step
     start_s = end_s - span_s
     with page.runtime.db.read() as conn:
-        rows = store.rollup_rows(conn, page.project_id, "all", start_s, end_s, step)
-        models = store.rollup_rows(conn, page.project_id, "model", start_s, end_s, step)
+        rows = store.rollup_series(conn, page.project_id, "all", start_s, end_s, step)
+        models = store.rollup_series(conn, page.project_id, "model", start_s, end_s, step)
         # Trace names, not users: a project has a few workflows but may have millions of users.
-        names = store.rollup_rows(conn, page.project_id, "name", start_s, end_s, step)
+        names = store.rollup_series(conn, page.project_id, "name", start_s, end_s, step)
     by_bucket = {int(r[0]): _totals([r]) for r in rows}
     buckets = list(range(start_s, end_s, step))
     labels = [datetime.fromtimestamp(b, UTC).strftime(label) for b in buckets]
