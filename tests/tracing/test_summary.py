@@ -85,6 +85,7 @@ def test_a_trace_adds_its_blocks_and_ttfts_to_every_dimension():
         span("2" * 16, "1" * 16, request_model="m", ttft_ms=300.0, attributes=allowed),
         span("3" * 16, "1" * 16, request_model="m", ttft_ms=0.5),
         span("4" * 16, "1" * 16, request_model="m", attributes=blocked),
+        span("5" * 16, "1" * 16, attributes={"pilothouse.guardrails": "block"}),  # not ours
     ]
     rows = {
         (r[1], r[2]): dict(zip(ROLLUP_COLUMNS, r, strict=True))

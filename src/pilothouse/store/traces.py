@@ -378,8 +378,8 @@ def rollup_series(
     (bucket, value, *sums in :data:`ROLLUP_SUMS` order, latency histogram as a list, TTFT
     histogram as a list).
 
-    Each histogram comes as one JSON array per row: the driver takes far longer to hand over 60
-    columns than to pass two arrays (a day by minute is 1,440 rows). Whole-hour intervals read
+    The histograms come as one JSON array per row: the driver takes far longer to hand over 60
+    columns than to pass one array (a day by minute is 1,440 rows). Whole-hour intervals read
     the hourly rows (60 times fewer); ``bucket_from`` should then be hour-aligned, or the first
     hour counts from its start.
     """
@@ -408,24 +408,19 @@ def rollup_series(
             return sa.cast(sa.func.sum(r[name]), r[name].type)
 
         query = sa.select(bucket, r.value).group_by(bucket, r.value)
-    query = query.add_columns(
-        *(column(c) for c in ROLLUP_SUMS),
-        array(*(column(c) for c in LATENCY_COLUMNS)),
-        array(*(column(c) for c in TTFT_COLUMNS)),
-    )
+    # Both histograms in one JSON array: one value for the driver to hand over, one to parse.
+    histograms = array(*(column(c) for c in (*LATENCY_COLUMNS, *TTFT_COLUMNS)))
+    query = query.add_columns(*(column(c) for c in ROLLUP_SUMS), histograms)
     query = query.where(*where).order_by(bucket, r.value)
     if values:
         query = query.where(r.value.in_(list(values)))
     last = 2 + len(ROLLUP_SUMS)
     out = []
     for row in conn.execute(query):
-        out.append((*row[:last], *(_array(a) for a in row[last:])))
+        both = row[last]
+        both = orjson.loads(both) if isinstance(both, str | bytes) else both
+        out.append((*row[:last], both[:LATENCY_BUCKETS], both[LATENCY_BUCKETS:]))
     return out
-
-
-def _array(value: Any) -> list[int]:
-    """A JSON array column as a list (SQLite hands over its text)."""
-    return orjson.loads(value) if isinstance(value, str | bytes) else list(value)
 
 
 # --- retention ------------------------------------------------------------------------------

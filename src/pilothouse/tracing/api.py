@@ -393,7 +393,9 @@ def _aggregate(
     count, errors, tokens_in, tokens_out, cost, duration, blocked = sums
     timed = sum(histogram)
     p50, p95 = percentiles(histogram, (0.5, 0.95))
-    ttft_p50, ttft_p95 = ttft_percentiles(ttft, (0.5, 0.95))
+    ttft_count = sum(ttft)
+    # Most buckets of most projects have no streamed call: skip the percentiles then.
+    ttft_p50, ttft_p95 = ttft_percentiles(ttft, (0.5, 0.95)) if ttft_count else (None, None)
     return {
         "bucket": datetime.fromtimestamp(bucket, UTC) if bucket is not None else None,
         "value": value,
@@ -407,7 +409,7 @@ def _aggregate(
         "output_tokens": tokens_out,
         "cost_usd": cost,
         "blocked": blocked,
-        "ttft_count": sum(ttft),
+        "ttft_count": ttft_count,
         "ttft_p50_ms": ttft_p50,
         "ttft_p95_ms": ttft_p95,
     }

@@ -11,6 +11,7 @@ first token of streamed calls (``ttft_ms``) count per span, like tokens, in ever
 from __future__ import annotations
 
 import math
+import operator
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from itertools import accumulate
@@ -92,12 +93,6 @@ def percentiles(
 def ttft_percentiles(histogram: Sequence[int], qs: tuple[float, ...]) -> list[float | None]:
     """Quantiles of a time-to-first-token histogram, in ms."""
     return percentiles(histogram, qs, TTFT_BOUNDS_MS, TTFT_RATIO)
-
-
-def blocked(span: Span) -> bool:
-    """Whether a guardrail blocked this span's call."""
-    decisions = span.attributes.get(_GUARDRAILS)
-    return isinstance(decisions, dict) and decisions.get("verdict") == "block"
 
 
 def group_by_trace(spans: Iterable[Span]) -> dict[tuple[int, str], list[Span]]:
@@ -216,7 +211,8 @@ class Rollups:
         if latency_ms is not None and count:
             row[_DURATION] += latency_ms
             row[_LATENCY0 + latency_bucket(latency_ms)] += 1
-        row[_BLOCKED] += blocked
+        if blocked:
+            row[_BLOCKED] += blocked
         for i in ttfts:
             row[_TTFT0 + i] += 1
 
@@ -239,7 +235,9 @@ class Rollups:
             tokens_in = span.input_tokens or 0
             tokens_out = span.output_tokens or 0
             cost = span.cost_usd or 0.0
-            block = 1 if blocked(span) else 0
+            # Blocked by a guardrail (the attribute is the gateway's; an OTLP one may be text).
+            decisions = span.attributes.get(_GUARDRAILS)
+            block = 1 if isinstance(decisions, dict) and decisions.get("verdict") == "block" else 0
             ttfts = () if span.ttft_ms is None else (ttft_bucket(span.ttft_ms),)
             model = span.request_model or span.response_model
             if model:
@@ -293,6 +291,5 @@ def rollup_rows(groups: dict[tuple[int, str], list[Span]]) -> list[list[Any]]:
         if total is None:
             hours[key] = [row[0], row[1], 3600, hour, *row[4:]]
         else:
-            for i in range(_COUNT, len(row)):
-                total[i] += row[i]
+            total[_COUNT:] = map(operator.add, total[_COUNT:], row[_COUNT:])
     return minutes + list(hours.values())
