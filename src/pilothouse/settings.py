@@ -178,7 +178,8 @@ class Settings:
     guardrails_config: str = setting(
         "",
         "Path of the guardrail policies file (YAML: a `policies:` mapping, optionally under "
-        "`guardrails:`). Empty: built-in policies only (default, strict, redact-pii, monitor).",
+        "`guardrails:`). Empty: built-in policies only (default, strict, redact-pii, monitor). "
+        "Policies may also live under `guardrails:` in the gateway_config file.",
     )
     guardrails_gateway_policy: str = setting(
         "",
