@@ -97,7 +97,9 @@ def test_aggregates_and_home_show_ttft_and_guardrail_blocks(gateway: Gateway) ->
         page = client.get("/projects/1?range=1h").text
         blocks = re.search(r'Guardrail blocks</a></div>\s*<div class="value">([^<]*)<', page)
         assert blocks and blocks.group(1) == "1"
-        ttft = re.search(r'Time to first token p50 · p95</div>\s*<div class="value">([^<]*)<', page)
+        ttft = re.search(
+            r'Time to first token p50 · p95</div>\s*<div class="value pair">([^<]*)<', page
+        )
         assert ttft, page
         p50, p95 = ttft.group(1).split(" · ")
         # The page reads minute rows, the API hour rows: the same histogram, the same answer.
@@ -107,5 +109,5 @@ def test_aggregates_and_home_show_ttft_and_guardrail_blocks(gateway: Gateway) ->
 
 def test_a_quiet_project_shows_no_ttft(admin: TestClient) -> None:
     page = admin.get("/projects/1?range=1h").text
-    assert re.search(r'Time to first token p50 · p95</div>\s*<div class="value">—<', page)
+    assert re.search(r'Time to first token p50 · p95</div>\s*<div class="value pair">—<', page)
     assert re.search(r'Guardrail blocks</a></div>\s*<div class="value">0<', page)

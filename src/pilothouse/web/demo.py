@@ -141,6 +141,8 @@ def support_trace(rng: random.Random, start_ns: int, turn: int) -> list[dict[str
             "gen_ai.usage.input_tokens": tokens_in,
             "gen_ai.usage.output_tokens": 0 if failed else tokens_out,
             "gen_ai.usage.cost": round((tokens_in * price_in + tokens_out * price_out) / 1e6, 8),
+            # A streamed answer: the first token after about a third of the call.
+            "pilothouse.ttft_ms": round(llm_ms * 0.35, 1),
             "pilothouse.prompt.name": "support/answer",
             "pilothouse.prompt.version": 3,
             "gen_ai.input.messages": orjson.dumps(
