@@ -122,3 +122,46 @@ def test_cost_cap_stops_a_judge_rule(eval_runtime: Runtime, fake_model: tuple[Fa
         assert len(scores) == 1 and scores[0]["value"] == 1.0
         assert scores[0]["metadata"]["cost_usd"] > 1e-9
         assert c.get("/api/online-evals").json()[0]["spent_usd"] > 1e-9
+
+
+def test_a_faithfulness_rule_gives_the_judge_the_traced_context(
+    eval_runtime: Runtime, fake_model: tuple[FakeModel, str]
+):
+    """Groundedness judged after the fact: the rule's judge sees the documents of the chat."""
+    runtime = eval_runtime
+    model, _ = fake_model
+    model.judge_answers = ['{"score": 1, "reason": "made up"}']
+    job = JobContext(runtime.settings, runtime.db)
+    with TestClient(create_app(runtime), headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as c:
+        rule = {"type": "llm-judge", "rubric": "faithfulness", "model": "judge"}
+        created = c.post(
+            "/api/online-evals",
+            json={"name": "grounded", "sample_rate": 1.0, "evaluators": [rule]},
+        )
+        assert created.status_code == 201, created.text
+        question = [
+            {"role": "system", "content": "<context>Refunds take 14 days.</context>"},
+            {"role": "tool", "tool_call_id": "t1", "content": "Shipping is free over $50."},
+            {"role": "user", "content": "How long do refunds take?"},
+        ]
+        trace_id, start = secrets.token_hex(16), time.time_ns()
+        runtime.traces.write_sync(
+            [
+                Span(
+                    project_id=1,
+                    trace_id=trace_id,
+                    span_id=secrets.token_hex(8),
+                    name="chat",
+                    start_time_ns=start,
+                    end_time_ns=start + 5_000_000,
+                    operation="chat",
+                    input=question,
+                    output="Refunds take 3 days.",
+                )
+            ]
+        )
+        assert online(job) == {"1/grounded": 1}
+    prompt = " ".join(str(m["content"]) for m in model.requests[-1]["messages"])
+    assert "Context:\nRefunds take 14 days.\n\nShipping is free over $50." in prompt
+    scores = _online_scores(runtime, [trace_id])
+    assert len(scores) == 1 and scores[0]["value"] == 0.0

@@ -21,6 +21,7 @@ from pilothouse.errors import BadRequest
 from pilothouse.evals.evaluators import Sample
 from pilothouse.evals.experiments import evaluators_of, with_gateway
 from pilothouse.evals.models import ModelClient
+from pilothouse.guardrails.gateway import context_documents
 from pilothouse.store import evals as store
 from pilothouse.store import traces as trace_store
 from pilothouse.store.types import utcnow
@@ -81,6 +82,14 @@ def _value(text: str | None) -> Any:
         return text
 
 
+def _context(question: Any) -> str | None:
+    """The retrieved context of a traced chat (tool messages, ``<context>`` blocks), for
+    rubrics such as ``faithfulness``: the LLM judge of groundedness, run after the fact."""
+    if not isinstance(question, list):
+        return None
+    return "\n\n".join(context_documents({"messages": question}, None)) or None
+
+
 async def run_rule(runtime: Runtime, rule: Any, models: ModelClient) -> int:
     """Score the new sampled traces of one rule; returns how many were scored."""
     where = trace_store.TraceFilter(**rule["filter"], start_ns_from=rule["cursor_ns"] + 1)
@@ -97,9 +106,11 @@ async def run_rule(runtime: Runtime, rule: Any, models: ModelClient) -> int:
         cursor = row["start_ns"]
         if not in_sample(row["trace_id"], rule["sample_rate"]):
             continue
+        question = _value(row["input"])
         sample = Sample(
-            input=_value(row["input"]),
+            input=question,
             output=_value(row["output"]),
+            context=_context(question),
             metadata={"model": row["model"], "trace_name": row["name"]},
             latency_ms=row["duration_ms"],
             cost_usd=row["cost_usd"],
