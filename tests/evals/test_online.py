@@ -19,7 +19,13 @@ from tests.conftest import ADMIN_KEY
 from tests.evals.fakes import FakeModel
 
 
-def _traces(runtime: Runtime, outputs: list[str], tags: list[str]) -> list[str]:
+def _traces(
+    runtime: Runtime,
+    outputs: list[str],
+    tags: list[str],
+    question: list[dict[str, Any]] | None = None,
+) -> list[str]:
+    question = question or [{"role": "user", "content": "Capital of France?"}]
     ids = []
     for n, output in enumerate(outputs):
         trace_id = secrets.token_hex(16)
@@ -34,7 +40,7 @@ def _traces(runtime: Runtime, outputs: list[str], tags: list[str]) -> list[str]:
                     start_time_ns=start,
                     end_time_ns=start + 5_000_000,
                     operation="chat",
-                    input=[{"role": "user", "content": "Capital of France?"}],
+                    input=question,
                     output=output,
                     tags=tags,
                 )
@@ -144,24 +150,9 @@ def test_a_faithfulness_rule_gives_the_judge_the_traced_context(
             {"role": "tool", "tool_call_id": "t1", "content": "Shipping is free over $50."},
             {"role": "user", "content": "How long do refunds take?"},
         ]
-        trace_id, start = secrets.token_hex(16), time.time_ns()
-        runtime.traces.write_sync(
-            [
-                Span(
-                    project_id=1,
-                    trace_id=trace_id,
-                    span_id=secrets.token_hex(8),
-                    name="chat",
-                    start_time_ns=start,
-                    end_time_ns=start + 5_000_000,
-                    operation="chat",
-                    input=question,
-                    output="Refunds take 3 days.",
-                )
-            ]
-        )
+        ids = _traces(runtime, ["Refunds take 3 days."], [], question)
         assert online(job) == {"1/grounded": 1}
     prompt = " ".join(str(m["content"]) for m in model.requests[-1]["messages"])
     assert "Context:\nRefunds take 14 days.\n\nShipping is free over $50." in prompt
-    scores = _online_scores(runtime, [trace_id])
+    scores = _online_scores(runtime, ids)
     assert len(scores) == 1 and scores[0]["value"] == 0.0
