@@ -74,6 +74,9 @@ def test_two_reviewers_annotate_and_agreement_is_reported(runtime: Runtime):
         added = first.post(f"/api/annotation-queues/{qid}/items",
                            json={"trace_ids": traces, "dataset": "ds"})  # fmt: skip
         assert added.json() == {"added": 5}
+        again = first.post(f"/api/annotation-queues/{qid}/items",
+                           json={"trace_ids": [traces[0].upper()], "dataset": "ds"})  # fmt: skip
+        assert again.json() == {"added": 0}  # what the queue holds is not queued twice
         verdicts = {0: (True, True), 1: (True, False), 2: (False, False), 3: (True, True)}
         held = first.post(f"/api/annotation-queues/{qid}/claim").json()
         other = second.post(f"/api/annotation-queues/{qid}/claim").json()

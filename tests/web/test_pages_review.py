@@ -6,11 +6,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 
+from pilothouse.errors import BadRequest
+from pilothouse.evals.api import datasets_of
 from pilothouse.runtime import Runtime
 from pilothouse.store import annotations as store
 from pilothouse.store import traces as trace_store
+from pilothouse.web.pages import review
 from tests.web.conftest import csrf
 from tests.web.seed import export, rag_trace, trace_id_of
 
@@ -142,3 +146,108 @@ def test_viewer_reads_but_cannot_review(viewer: TestClient, runtime: Runtime) ->
     refused = viewer.post(item_url, data={"csrf_token": token, "score.grounded": "true"})
     assert refused.status_code == 403
     assert viewer.post(item_url, data={"score.grounded": "true"}).status_code == 403
+
+
+def test_rubric_lines_become_score_configs() -> None:
+    configs = review.rubric(
+        "helpful: 1-5: 1 useless: 5 great\n\n grounded : yes/no\n"
+        "tone: formal, casual\nscore: number"
+    )
+    assert configs == [
+        {
+            "name": "helpful",
+            "description": "1 useless: 5 great",
+            "type": "numeric",
+            "min": 1.0,
+            "max": 5.0,
+        },
+        {"name": "grounded", "description": "", "type": "boolean"},
+        {
+            "name": "tone",
+            "description": "",
+            "type": "categorical",
+            "categories": ["formal", "casual"],
+        },
+        {"name": "score", "description": "", "type": "numeric"},
+    ]
+    for bad, why in [
+        ("helpful", "give a kind"),
+        ("helpful: 5-1", "from low to high"),
+        ("ok\ntone: formal", "rubric line 1"),
+        ("tone: formal,", "two or more names"),
+    ]:
+        with pytest.raises(BadRequest, match=why):
+            review.rubric(bad)
+
+
+def test_create_a_queue_then_add_a_trace_and_a_dataset(admin: TestClient, runtime: Runtime) -> None:
+    listing = admin.get("/projects/1/annotations")
+    assert "New queue" in listing.text
+    created = admin.post(
+        "/projects/1/annotations",
+        data={
+            "csrf_token": csrf(listing.text),
+            "name": "answers",
+            "rubric": "helpful: 1-5\ngrounded: yes/no",
+            "reviewers_per_item": "2",
+        },
+        follow_redirects=False,
+    )
+    assert created.status_code == 303
+    queue_id = int(created.headers["location"].rsplit("/", 1)[1])
+    with runtime.db.read() as conn:
+        queue = store.get_queue(conn, queue_id)
+    assert queue["reviewers_per_item"] == 2
+    assert [c["type"] for c in queue["score_configs"]] == ["numeric", "boolean"]
+
+    spans = rag_trace(question="Where?", answer="Here")
+    export(admin, *spans)
+    trace_id = trace_id_of(spans)
+    trace_page = admin.get(f"/projects/1/traces/{trace_id}")
+    assert "Add to review queue" in trace_page.text
+    form = {"csrf_token": csrf(trace_page.text), "queue_id": str(queue_id), "trace_id": trace_id}
+    added = admin.post("/projects/1/annotations/items", data=form)
+    assert "Added 1 item to “answers”" in added.text
+    again = admin.post("/projects/1/annotations/items", data=form)
+    assert "already in “answers”" in again.text
+
+    datasets_of(runtime).create(1, "faq", items=[{"input": "a"}, {"input": "b"}], description="")
+    queue_page = admin.get(f"/projects/1/annotations/{queue_id}")
+    assert "<option>faq</option>" in queue_page.text
+    token = csrf(queue_page.text)
+    response = admin.post(
+        "/projects/1/annotations/items",
+        data={"csrf_token": token, "queue_id": str(queue_id), "dataset": "faq"},
+    )
+    assert "Added 2 items" in response.text and "0 of 3 done" in response.text
+    with runtime.db.read() as conn:
+        assert store.counts(conn, queue_id) == {"pending": 3}
+
+
+def test_bad_queue_forms_are_a_400(admin: TestClient, runtime: Runtime) -> None:
+    token = csrf(admin.get("/projects/1/annotations").text)
+    form = {"csrf_token": token, "name": "q", "rubric": "a: yes/no\na: 1-3"}
+    duplicate = admin.post("/projects/1/annotations", data=form)
+    assert duplicate.status_code == 400 and "names must be unique" in duplicate.text
+    form.update(rubric="a: yes/no", reviewers_per_item="11")
+    assert admin.post("/projects/1/annotations", data=form).status_code == 400
+    form.update(reviewers_per_item="1", name="")
+    assert admin.post("/projects/1/annotations", data=form).status_code == 400
+    queue_id, _ = seed_queue(runtime, admin, traces=1)
+    add = "/projects/1/annotations/items"
+    assert admin.post(add, data={"csrf_token": token, "queue_id": str(queue_id)}).status_code == 400
+    missing = {"csrf_token": token, "queue_id": str(queue_id), "trace_id": "ab" * 16}
+    assert admin.post(add, data=missing).status_code == 404
+    other = {"csrf_token": token, "queue_id": "999", "dataset": "faq"}
+    assert admin.post(add, data=other).status_code == 404
+
+
+def test_viewer_cannot_create_or_fill_queues(viewer: TestClient, runtime: Runtime) -> None:
+    queue_id, _ = seed_queue(runtime, viewer, traces=1)
+    listing = viewer.get("/projects/1/annotations")
+    assert "New queue" not in listing.text
+    token = csrf(viewer.get(f"/projects/1/annotations/{queue_id}").text)
+    form = {"csrf_token": token, "name": "q", "rubric": "a: yes/no"}
+    assert viewer.post("/projects/1/annotations", data=form).status_code == 403
+    add = {"csrf_token": token, "queue_id": str(queue_id), "dataset": "faq"}
+    assert viewer.post("/projects/1/annotations/items", data=add).status_code == 403

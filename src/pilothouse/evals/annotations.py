@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
@@ -120,6 +120,34 @@ def _check_scores(configs: list[dict[str, Any]], scores: dict[str, Any]) -> None
                 raise BadRequest(f"scores.{name}: between {low} and {high}", param="scores")
 
 
+def new_queue(conn: Connection, project_id: int, body: QueueCreate) -> RowMapping:
+    """Store a review queue whose rubric has unique criterion names (API and web console)."""
+    names = [c.name for c in body.score_configs]
+    if len(set(names)) != len(names):
+        raise BadRequest("score_configs: names must be unique", param="score_configs")
+    return store.create_queue(
+        conn,
+        project_id=project_id,
+        name=body.name,
+        description=body.description,
+        score_configs=[c.model_dump() for c in body.score_configs],
+        reviewers_per_item=body.reviewers_per_item,
+    )
+
+
+def add_to_queue(conn: Connection, queue: Mapping[str, Any], body: ItemsAdd) -> int:
+    """Queue the traces and every live item of the dataset version; how many were new."""
+    rows: list[dict[str, Any]] = [
+        {"trace_id": t.lower(), "dataset_item_id": None} for t in body.trace_ids
+    ]
+    if body.dataset:
+        dataset = eval_store.get_dataset(conn, queue["project_id"], body.dataset)
+        version = body.dataset_version or dataset["latest_version"]
+        items = eval_store.live_items(conn, dataset["id"], version)
+        rows += [{"trace_id": None, "dataset_item_id": item["id"]} for item in items]
+    return store.add_items(conn, queue["id"], rows)
+
+
 def _queue(runtime: Runtime, caller: Any, queue_id: int, scope: str) -> dict[str, Any]:
     with runtime.db.read() as conn:
         queue = dict(store.get_queue(conn, queue_id))
@@ -133,19 +161,8 @@ def create_queue(
 ) -> dict[str, Any]:
     """A review queue with a rubric (score configs)."""
     project = project_of(runtime, caller, project_id, "write")
-    names = [c.name for c in body.score_configs]
-    if len(set(names)) != len(names):
-        raise BadRequest("score_configs: names must be unique", param="score_configs")
     with runtime.db.write() as conn:
-        row = store.create_queue(
-            conn,
-            project_id=project,
-            name=body.name,
-            description=body.description,
-            score_configs=[c.model_dump() for c in body.score_configs],
-            reviewers_per_item=body.reviewers_per_item,
-        )
-    return dict(row)
+        return dict(new_queue(conn, project, body))
 
 
 @router.get("/api/annotation-queues")
@@ -167,17 +184,8 @@ def add_items(
 ) -> dict[str, int]:
     """Add traces (by id) and/or every item of a dataset version."""
     queue = _queue(runtime, caller, queue_id, "write")
-    rows: list[dict[str, Any]] = [
-        {"trace_id": t.lower(), "dataset_item_id": None} for t in body.trace_ids
-    ]
     with runtime.db.write() as conn:
-        if body.dataset:
-            dataset = eval_store.get_dataset(conn, queue["project_id"], body.dataset)
-            version = body.dataset_version or dataset["latest_version"]
-            items = eval_store.live_items(conn, dataset["id"], version)
-            rows += [{"trace_id": None, "dataset_item_id": item["id"]} for item in items]
-        added = store.add_items(conn, queue_id, rows)
-    return {"added": added}
+        return {"added": add_to_queue(conn, queue, body)}
 
 
 @router.post("/api/annotation-queues/{queue_id}/claim", response_model=None)

@@ -105,14 +105,26 @@ def list_queues(conn: Connection, project_id: int) -> list[RowMapping]:
 
 
 def add_items(conn: Connection, queue_id: int, rows: list[dict[str, Any]]) -> int:
-    if not rows:
-        return 0
-    now = utcnow()
-    conn.execute(
-        annotation_items.insert(),
-        [{"queue_id": queue_id, "status": "pending", "created_at": now, **r} for r in rows],
-    )
-    return len(rows)
+    """Queue traces and dataset items (``trace_id`` or ``dataset_item_id`` each); what the
+    queue already holds is skipped. Returns how many were added."""
+    i = annotation_items.c
+    held = conn.execute(
+        sa.select(i.trace_id, i.dataset_item_id).where(i.queue_id == queue_id)
+    ).all()
+    seen = {(r.trace_id, r.dataset_item_id) for r in held}
+    new = []
+    for row in rows:
+        key = (row["trace_id"], row["dataset_item_id"])
+        if key not in seen:
+            seen.add(key)
+            new.append(row)
+    if new:
+        now = utcnow()
+        conn.execute(
+            annotation_items.insert(),
+            [{"queue_id": queue_id, "status": "pending", "created_at": now, **r} for r in new],
+        )
+    return len(new)
 
 
 def get_item(conn: Connection, queue_id: int, item_id: int) -> RowMapping:

@@ -1,6 +1,8 @@
 """Annotation queues: a reviewer works through queued traces and dataset items by the rubric.
 
-Built on the evaluation package's human review (:mod:`pilothouse.evals.annotations`, the same
+A queue is created here with its rubric written one criterion per line (:func:`rubric`);
+traces are added from their page and datasets from the queue's page. Built on the evaluation
+package's human review (:mod:`pilothouse.evals.annotations`, the same
 store and rules as ``/api/annotation-queues``): **Start reviewing** claims the next item open to
 you (POST), the item page shows it with the rubric, and saving the scores claims the next one,
 so a reviewer goes from item to item without leaving the keyboard (``static/review.js``: digits
@@ -10,13 +12,21 @@ items also get the scores on their trace (source ``annotation``). Reviewing need
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import ValidationError
 from starlette.responses import Response
 
 from pilothouse.errors import BadRequest, NotFound
-from pilothouse.evals.annotations import record_annotation
+from pilothouse.evals.annotations import (
+    ItemsAdd,
+    QueueCreate,
+    add_to_queue,
+    new_queue,
+    record_annotation,
+)
 from pilothouse.evals.datasets import public_item
 from pilothouse.store import annotations as store
 from pilothouse.store import evals as eval_store
@@ -26,11 +36,16 @@ from pilothouse.web.ui import Page
 #: Numeric criteria with at most this many whole values get one button per value.
 MAX_CHOICES = 10
 MAX_COMMENT = 10_000
+M = TypeVar("M", QueueCreate, ItemsAdd)
+RANGE = re.compile(r"(?P<low>-?\d+(?:\.\d+)?)\s*(?:-|to|\.\.)\s*(?P<high>-?\d+(?:\.\d+)?)")
 
 
-def _queue(page: Page) -> dict[str, Any]:
+def _queue(page: Page, queue_id: int | None = None) -> dict[str, Any]:
+    """The queue of the URL (or ``queue_id``), if it belongs to the current project."""
+    if queue_id is None:
+        queue_id = int(page.request.path_params["queue_id"])
     with page.runtime.db.read() as conn:
-        queue = dict(store.get_queue(conn, int(page.request.path_params["queue_id"])))
+        queue = dict(store.get_queue(conn, queue_id))
     if queue["project_id"] != page.project_id:
         raise NotFound(f"annotation queue {queue['id']} not found")
     return queue
@@ -84,8 +99,74 @@ def _scores(configs: list[dict[str, Any]], form: Mapping[str, str]) -> dict[str,
     return out
 
 
+def criterion(line: str) -> dict[str, Any]:
+    """One rubric line, ``name: kind`` or ``name: kind: description``, as a score config.
+
+    kind is ``yes/no`` (boolean), a range ``low-high`` or ``number`` (numeric), or
+    categories separated by commas (categorical)."""
+    name, _, rest = line.partition(":")
+    kind, _, description = rest.partition(":")
+    kind = kind.strip()
+    config: dict[str, Any] = {"name": name.strip(), "description": description.strip()}
+    bounds = RANGE.fullmatch(kind)
+    if not kind:
+        raise ValueError("give a kind after the name: yes/no, 1-5, number or categories")
+    if kind.lower() in ("yes/no", "boolean"):
+        config["type"] = "boolean"
+    elif kind.lower() == "number":
+        config["type"] = "numeric"
+    elif bounds:
+        low, high = float(bounds["low"]), float(bounds["high"])
+        if low >= high:
+            raise ValueError(f"the range {kind} must go from low to high")
+        config.update(type="numeric", min=low, max=high)
+    else:
+        config.update(type="categorical", categories=[c.strip() for c in kind.split(",")])
+        if "" in config["categories"] or len(config["categories"]) < 2:
+            raise ValueError("categories are two or more names separated by commas")
+    return config
+
+
+def rubric(text: str) -> list[dict[str, Any]]:
+    """Score configs from the rubric field, one criterion per non-blank line."""
+    configs = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            configs.append(criterion(line))
+        except ValueError as exc:
+            raise BadRequest(f"rubric line {number}: {exc}", param="rubric") from exc
+    return configs
+
+
+def _valid(model: type[M], values: dict[str, Any]) -> M:
+    """The form's values checked by the API's own model (its first complaint as a 400)."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"])
+        raise BadRequest(f"{field}: {error['msg']}", param=field) from exc
+
+
 def queues(page: Page) -> Response:
-    """The project's review queues with their progress."""
+    """GET: the project's review queues with their progress. POST: create one."""
+    if page.is_post:
+        page.require("write")
+        reviewers = page.form.get("reviewers_per_item", "1").strip()
+        body = _valid(
+            QueueCreate,
+            {
+                "name": page.form.get("name", "").strip(),
+                "description": page.form.get("description", "").strip(),
+                "score_configs": rubric(page.form.get("rubric", "")),
+                "reviewers_per_item": reviewers if reviewers.isdigit() else 0,
+            },
+        )
+        with page.runtime.db.write() as conn:
+            row = new_queue(conn, page.project_id, body)
+        return page.redirect(page.url(f"/annotations/{row['id']}"), f"Queue “{body.name}” created.")
     page.require("read")
     with page.runtime.db.read() as conn:
         rows = [
@@ -96,14 +177,46 @@ def queues(page: Page) -> Response:
 
 
 def queue(page: Page) -> Response:
-    """One queue: its rubric, progress and the button that starts a review session."""
+    """One queue: its rubric, progress, the button that starts a review session, and the
+    datasets that can be added to it."""
     page.require("read")
     found = _queue(page)
     with page.runtime.db.read() as conn:
         counts = store.counts(conn, found["id"])
+        datasets = [d["name"] for d in eval_store.list_datasets(conn, page.project_id)]
     return page.render(
-        "annotations/queue.html", queue=found, progress=progress(counts), counts=counts
+        "annotations/queue.html",
+        queue=found,
+        progress=progress(counts),
+        counts=counts,
+        datasets=datasets,
     )
+
+
+def add_items(page: Page) -> Response:
+    """POST: add a trace (from its page) or a dataset's latest version (from the queue's page)."""
+    page.require("write")
+    queue_id = page.form.get("queue_id", "")
+    if not queue_id.isdigit() or not 0 < int(queue_id) < 2**62:
+        raise BadRequest("choose a review queue", param="queue_id")
+    found = _queue(page, int(queue_id))
+    trace_id = page.form.get("trace_id", "").strip()
+    body = _valid(
+        ItemsAdd,
+        {"trace_ids": [trace_id] if trace_id else [], "dataset": page.form.get("dataset") or None},
+    )
+    if not body.trace_ids and not body.dataset:
+        raise BadRequest("choose a dataset or a trace to add", param="dataset")
+    with page.runtime.db.write() as conn:
+        if trace_id and trace_store.get_trace(conn, page.project_id, trace_id.lower()) is None:
+            raise NotFound(f"trace {trace_id} not found")
+        added = add_to_queue(conn, found, body)
+    done = f"Added {added} item{'s' if added != 1 else ''} to “{found['name']}”."
+    if trace_id:
+        if not added:
+            done = f"This trace is already in “{found['name']}”."
+        return page.redirect(page.url(f"/traces/{trace_id.lower()}"), done)
+    return page.redirect(page.url(f"/annotations/{found['id']}"), done)
 
 
 def next_item(page: Page) -> Response:

@@ -17,6 +17,7 @@ import orjson
 from starlette.responses import Response
 
 from pilothouse.errors import BadRequest, NotFound
+from pilothouse.store import annotations as annotation_store
 from pilothouse.store import traces as store
 from pilothouse.store.types import utcnow
 from pilothouse.tracing.api import span_tree, summary_of
@@ -176,12 +177,17 @@ def trace_detail(page: Page) -> Response:
         span["length_frac"] = span["duration_ms"] / total_ms
     chosen = page.query("span")
     selected = next((s for s in flat if s["span_id"] == chosen), flat[0] if flat else None)
+    queues = []
+    if page.can("write"):
+        with page.runtime.db.read() as conn:
+            queues = annotation_store.list_queues(conn, page.project_id)
     return page.render(
         "traces/detail.html",
         trace=summary_of(row),
         spans=flat,
         selected=selected,
         scores=[dict(s) for s in scores],
+        queues=queues,
     )
 
 
