@@ -94,6 +94,34 @@ def test_score_an_annotation_item_with_the_keyboard(
         assert store.counts(conn, queue_id) == {"done": 1, "pending": 2}
 
 
+def test_create_a_queue_and_queue_a_trace_from_its_page(
+    tab: Page, live_server: LiveServer, runtime: Runtime
+) -> None:
+    import httpx
+
+    from tests.web.seed import export, rag_trace, trace_id_of
+
+    spans = rag_trace(question="Is it open?", answer="Yes")
+    with httpx.Client(base_url=live_server.url) as client:
+        export(client, *spans)
+    sign_in(tab, ADMIN_EMAIL, ADMIN_PASSWORD)
+    tab.get_by_role("navigation", name="Project").get_by_role("link", name="Review").click()
+    tab.get_by_label("Name").fill("opening hours")
+    tab.get_by_label("Rubric").fill("helpful: 1-5: 5 answers it all\ngrounded: yes/no")
+    tab.get_by_label("Reviewers per item").fill("2")
+    screenshot(tab, "annotation-new-queue")
+    tab.get_by_role("button", name="Create queue").click()
+    expect(tab.get_by_text("Queue “opening hours” created.")).to_be_visible()
+    expect(tab.get_by_role("row").filter(has_text="helpful")).to_contain_text("1–5")
+
+    tab.goto(f"/projects/1/traces/{trace_id_of(spans)}")
+    tab.get_by_label("Review queue").select_option(label="opening hours")
+    tab.get_by_role("button", name="Add to review queue").click()
+    expect(tab.get_by_text("Added 1 item to “opening hours”.")).to_be_visible()
+    tab.get_by_role("navigation", name="Project").get_by_role("link", name="Review").click()
+    expect(tab.get_by_role("row").filter(has_text="opening hours")).to_contain_text("0 of 1 done")
+
+
 def test_filter_guardrail_decisions(tab: Page, runtime: Runtime) -> None:
     from tests.web.test_pages_guardrail_decisions import INJECTION, SECRET, gateway_calls
 
