@@ -7,7 +7,7 @@ the ``pilothouse`` entry-point group (``[project.entry-points.pilothouse]``).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 
@@ -23,6 +23,21 @@ if TYPE_CHECKING:
 
 hookspec = pluggy.HookspecMarker("pilothouse")
 hookimpl = pluggy.HookimplMarker("pilothouse")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The attribute :func:`skip_streams` sets on a hook implementation.
+SKIP_STREAMS = "pilothouse_skip_streams"
+
+
+def skip_streams(impl: F) -> F:
+    """Mark a ``gateway_response`` implementation that has no use for streamed answers.
+
+    The gateway then does not call it after a stream, and when no implementation wants
+    streamed answers it does not keep a stream's chunks to assemble one.
+    """
+    setattr(impl, SKIP_STREAMS, True)
+    return impl
 
 
 @hookspec
@@ -88,8 +103,11 @@ def gateway_response(call: Call, response: dict[str, Any]) -> Awaitable[None] | 
     answer (``call.stream`` is true) comes after its last chunk was sent, assembled from the
     chunks the client got (text, tool calls, finish reasons, usage): edits no longer reach the
     client and errors are only logged, but ``call.metadata`` entries still reach the trace. To
-    act on a stream while it flows, use ``gateway_stream``. Cached answers are not passed here.
-    May be a coroutine function.
+    act on a stream while it flows, use ``gateway_stream``. The response cache stores the
+    streamed answer after these hooks, as it does a non-streamed one: edits reach the cache,
+    and an error keeps the answer out of it. Cached answers are not passed here. May be a
+    coroutine function. Decorate an implementation with ``@skip_streams`` (below
+    ``@hookimpl``) when it has no use for streamed answers: assembling one has a cost.
     """
 
 

@@ -15,8 +15,9 @@ import pytest
 from pilothouse.errors import GuardrailBlocked
 from pilothouse.gateway.call import Call
 from pilothouse.gateway.config import Deployment
+from pilothouse.gateway.plugin import gateway_of
 from pilothouse.gateway.providers import Provider
-from pilothouse.hookspecs import hookimpl
+from pilothouse.hookspecs import hookimpl, skip_streams
 from tests.gateway.conftest import GatewayFactory, SpanSink, Upstream
 from tests.gateway.test_app import TOOLS
 
@@ -235,3 +236,68 @@ def test_response_hook_failing_after_a_stream_leaves_the_stream_whole(
     recorder.wait(1)  # the hook runs after [DONE] was sent; its error is logged
     with pytest.raises(openai.BadRequestError):  # while a complete answer it can still refuse
         gw.client().chat.completions.create(model="mock/echo", messages=MESSAGES)
+
+
+class CompleteAnswersOnly:
+    """A ``gateway_response`` hook that opts out of streamed answers."""
+
+    def __init__(self) -> None:
+        self.seen: list[bool] = []
+
+    @hookimpl
+    @skip_streams
+    def gateway_response(self, call: Call, response: dict[str, Any]) -> None:
+        self.seen.append(call.stream)
+
+
+def test_a_response_hook_may_skip_streamed_answers(make_gateway: GatewayFactory) -> None:
+    only_complete, recorder = CompleteAnswersOnly(), Recorder()
+    gw = make_gateway(plugins=[only_complete, recorder])
+    client = gw.client()
+    for stream in (True, False):
+        answer = client.chat.completions.create(model="mock/echo", messages=MESSAGES, stream=stream)
+        if stream:
+            list(answer)
+    recorder.wait(2)
+    assert [s for s, _ in recorder.seen] == [True, False]  # the other hook still gets both
+    assert only_complete.seen == [False]
+    # The built-in hooks (guardrails) skip streams too: alone, they need no assembled answer.
+    assert gateway_of(make_gateway().runtime).app.stream_review() is None
+
+
+class StreamEditor(Recorder):
+    """Edits streamed answers in place (or refuses them): the cache stores what it left."""
+
+    @hookimpl
+    async def gateway_response(self, call: Call, response: dict[str, Any]) -> None:
+        self.seen.append((call.stream, response))
+        if call.stream and self.fail:
+            raise GuardrailBlocked("not worth caching")
+        if call.stream:
+            response["choices"][0]["message"]["content"] = "[reviewed]"
+
+
+def test_the_cache_stores_the_streamed_answer_the_hooks_saw(
+    make_gateway: GatewayFactory,
+) -> None:
+    editor = StreamEditor()
+    gw = make_gateway(plugins=[editor])
+    client = gw.client(default_headers={"x-pilothouse-cache": "on"})
+    chunks = list(client.chat.completions.create(model="mock/echo", messages=MESSAGES, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hello"
+    editor.wait(1)
+    cache = gw.runtime.state["gateway"].accounting.cache
+    deadline = time.monotonic() + 5
+    while not len(cache) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    hit = client.chat.completions.with_raw_response.create(model="mock/echo", messages=MESSAGES)
+    assert hit.headers["x-pilothouse-cache"] == "hit"
+    assert hit.parse().choices[0].message.content == "[reviewed]"
+    # A hook that refuses a streamed answer keeps it out of the cache.
+    refusing = StreamEditor(fail=True)
+    gw = make_gateway(plugins=[refusing])
+    client = gw.client(default_headers={"x-pilothouse-cache": "on"})
+    list(client.chat.completions.create(model="mock/echo", messages=MESSAGES, stream=True))
+    refusing.wait(1)
+    again = client.chat.completions.with_raw_response.create(model="mock/echo", messages=MESSAGES)
+    assert again.headers["x-pilothouse-cache"] == "miss"

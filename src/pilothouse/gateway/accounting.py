@@ -25,7 +25,6 @@ from pilothouse.gateway import cost as costs
 from pilothouse.gateway.cache import (
     MemoryCache,
     ResponseCache,
-    assemble_chunks,
     cache_key,
     make_cache,
     replay_as_chunks,
@@ -259,15 +258,12 @@ class Accounting:
         return hit
 
     async def store(self, call: Call, result: dict[str, Any] | None) -> None:
-        """Keep a fresh answer for the next identical request (streams as full responses)."""
+        """Keep a fresh answer for the next identical request (a stream's as the complete
+        answer its chunks amount to)."""
         key = call.metadata.get("cache_key")
         ttl = self.cache_ttl_for(call)
         if not key or result is None or ttl is None or call.cache_hit:
             return
-        if "chunks" in result:
-            result = assemble_chunks(result["chunks"], call.usage)
-            if result is None:
-                return
         if isinstance(self.cache, MemoryCache):
             await self.cache.set(key, result, ttl)
             return

@@ -18,6 +18,7 @@ from random import getrandbits
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from pluggy import HookCaller
 from starlette.types import Receive, Scope, Send
 
 from pilothouse.errors import (
@@ -32,6 +33,7 @@ from pilothouse.gateway.cache import assemble_chunks, merge_tool_call
 from pilothouse.gateway.call import Call
 from pilothouse.gateway.errors import MethodNotAllowed, error_response, sse_error
 from pilothouse.gateway.router import OpenedStream, Router
+from pilothouse.hookspecs import SKIP_STREAMS
 
 if TYPE_CHECKING:
     from pilothouse.gateway.accounting import Accounting
@@ -381,8 +383,8 @@ class GatewayApp:
                 else:
                     body.pop("stream_options", None)
         relay = Relay(call, wants_usage, self.capture)
-        respond = bool(self.hooks.gateway_response.get_hookimpls())
-        relay.keep = relay.keep or respond  # the hooks get the answer the chunks amount to
+        review = self.stream_review()
+        relay.keep = review is not None or bool(call.metadata.get("cache_key"))
         if self.hooks.gateway_stream.get_hookimpls():
             relay.filters = [f for f in self.hooks.gateway_stream(call=call) if f is not None]
         await send(
@@ -402,23 +404,32 @@ class GatewayApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await watch
             relay.finish()
-        if respond and call.status == "ok":
-            await self.streamed_response(call, relay.chunks)
-        if self.extras is not None and call.status == "ok":
-            await self.extras.store(call, {"chunks": relay.chunks} if relay.chunks else None)
-
-    async def streamed_response(self, call: Call, chunks: list[dict[str, Any]]) -> None:
-        """Show ``gateway_response`` hooks the complete answer a finished stream was.
-
-        It has been sent: edits and errors no longer reach the client, so errors are logged.
-        """
-        response = assemble_chunks(chunks, call.usage)
+        if call.status != "ok" or not relay.keep:
+            return
+        # Assembled once, for the hooks and then the cache, as a non-streamed answer is.
+        response = assemble_chunks(relay.chunks, call.usage)
         if response is None:
             return
-        try:
-            await _await_all(_call_hooks(self.hooks.gateway_response(call=call, response=response)))
-        except Exception:
-            log.exception("gateway_response hook failed after the stream of %s", call.request_id)
+        if review is not None:
+            try:
+                await _await_all(_call_hooks(review(call=call, response=response)))
+            except Exception:  # it has been sent: an error only keeps it out of the cache
+                log.exception(
+                    "gateway_response hook failed after the stream of %s", call.request_id
+                )
+                return
+        if self.extras is not None:
+            await self.extras.store(call, response)
+
+    def stream_review(self) -> HookCaller | None:
+        """The ``gateway_response`` hooks that want streamed answers (None: no hook does)."""
+        impls = self.hooks.gateway_response.get_hookimpls()
+        skipped = [impl.plugin for impl in impls if getattr(impl.function, SKIP_STREAMS, False)]
+        if len(skipped) == len(impls):
+            return None
+        if not skipped:
+            return self.hooks.gateway_response
+        return self.runtime.plugins.subset_hook_caller("gateway_response", skipped)
 
 
 def _str(value: Any) -> str | None:
@@ -458,9 +469,9 @@ class Relay:
         self.text: dict[int, list[str]] = {}
         self.tool_calls: dict[int, dict[int, dict[str, Any]]] = {}
         self.finish_reasons: dict[int, str] = {}
-        #: every chunk sent, kept only when a cache wants to replay the stream
+        #: every chunk sent, kept only when hooks or the cache want the answer they amount to
         self.chunks: list[dict[str, Any]] = []
-        self.keep = bool(call.metadata.get("cache_key"))
+        self.keep = False
         #: chunk filters from the ``gateway_stream`` hook (e.g. guardrails), applied in order
         self.filters: list[
             Callable[[AsyncIterator[dict[str, Any]]], AsyncIterator[dict[str, Any]]]

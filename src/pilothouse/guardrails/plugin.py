@@ -30,7 +30,7 @@ from pilothouse.guardrails.gateway import (
 )
 from pilothouse.guardrails.model import Check
 from pilothouse.guardrails.ner import RECOGNIZER
-from pilothouse.hookspecs import hookimpl
+from pilothouse.hookspecs import hookimpl, skip_streams
 
 if TYPE_CHECKING:
     import click
@@ -201,13 +201,14 @@ async def gateway_request(call: Call) -> None:
 
 
 @hookimpl(tryfirst=True)
+@skip_streams
 def gateway_response(call: Call, response: dict[str, Any]) -> Awaitable[None] | None:
     """Output checks on a complete answer; placeholders restored before anything else sees it.
 
     A coroutine only when a ``json_schema`` rule asks to repair an invalid answer. Streams
-    were checked while they flowed (``gateway_stream``): their assembled answer is skipped.
+    are checked while they flow (``gateway_stream``), so their assembled answer is not needed.
     """
-    if call.stream or "guardrails" not in call.metadata:
+    if "guardrails" not in call.metadata:
         return None
     guard, vaults = _state(call)
     pending = vaults.pop(call.request_id) or Pending()
