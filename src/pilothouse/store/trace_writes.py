@@ -8,6 +8,7 @@ table and one ``INSERT ... SELECT ... ON CONFLICT`` per table and batch.
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +21,6 @@ from sqlalchemy.engine import Connection
 from pilothouse.store.traces import (
     LATENCY_COLUMNS,
     ROLLUP_SUMS,
-    SPAN_COLUMNS,
     TRACE_COLUMNS,
     TTFT_COLUMNS,
     spans,
@@ -28,22 +28,15 @@ from pilothouse.store.traces import (
     traces,
 )
 
-_SPAN_JSON_INDEXES = [
-    SPAN_COLUMNS.index(c)
-    for c in ("attributes", "events", "links", "resource", "scope", "input", "output", "tags")
-]
-
-
-def _null(value: None) -> None:
-    return value
-
-
 # pysqlite binds None through its adapter lookup (a key tuple, a registry miss and two
 # attribute lookups per NULL): an adapter for None halves that, and span rows bind many NULLs.
-sqlite3.register_adapter(type(None), _null)
+# The adapter is a C function returning None for None (an empty dict's ``get``): a Python
+# function would cost a frame per NULL.
+sqlite3.register_adapter(type(None), {}.get)
 
 
-def _dumps(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """``value`` as the JSON text a JSON column stores."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
 
 
@@ -84,30 +77,13 @@ def existing_span_keys(
     return found
 
 
-def span_params(rows: Iterable[Sequence[Any]], dialect: str) -> list[tuple[Any, ...]]:
-    """Span rows (values in :data:`SPAN_COLUMNS` order) with their JSON columns encoded.
-
-    Done before the write transaction: it is most of the cost of storing a span.
-    """
-    pg = dialect == "postgresql"
-    params = []
-    # Spans of one request share their resource and scope objects: serialize those once.
-    shared: dict[int, str] = {}
-    for row in rows:
-        values = list(row)
-        for i in _SPAN_JSON_INDEXES:
-            value = values[i]
-            if value is None:
-                continue
-            if not value and (isinstance(value, list | dict)):
-                values[i] = "[]" if isinstance(value, list) else "{}"
-                continue
-            text = shared.get(id(value))
-            if text is None:
-                text = shared[id(value)] = _dumps(value)
-            values[i] = text
-        params.append(tuple(_pg_text(v) for v in values) if pg else tuple(values))
-    return params
+def span_params(rows: list[tuple[Any, ...]], dialect: str) -> list[tuple[Any, ...]]:
+    """Span rows (values in :data:`SPAN_COLUMNS` order, JSON columns already encoded by
+    :func:`json_text`) as the driver binds them: unchanged on SQLite; PostgreSQL's text and
+    ``jsonb`` refuse NUL characters, which are removed."""
+    if dialect != "postgresql":
+        return rows
+    return [tuple(_pg_text(v) for v in row) for row in rows]
 
 
 def insert_span_params(conn: Connection, params: Sequence[Sequence[Any]]) -> int:
@@ -170,6 +146,11 @@ def _driver_errors(conn: Connection, statement: str) -> Iterator[None]:
         raise sa.exc.DBAPIError.instance(statement, None, exc, error) from exc
 
 
+#: A trace summary (a dict with every :data:`TRACE_COLUMNS` key) as a tuple in column order.
+_trace_values = operator.itemgetter(*TRACE_COLUMNS)
+_TAGS = TRACE_COLUMNS.index("tags")
+
+
 def upsert_traces(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Merge one summary row per trace into ``traces`` (created when new)."""
     if not rows:
@@ -178,8 +159,9 @@ def upsert_traces(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     least, greatest = _least(conn)
     params = []
     for row in rows:
-        values = [_dumps(row[name]) if name == "tags" else row.get(name) for name in TRACE_COLUMNS]
-        params.append(tuple(_pg_text(v) for v in values) if pg else tuple(values))
+        values = _trace_values(row)
+        values = (*values[:_TAGS], json_text(values[_TAGS]), *values[_TAGS + 1 :])
+        params.append(tuple(_pg_text(v) for v in values) if pg else values)
     root = "excluded.has_root AND NOT traces.has_root"
     new_start = f"{least}(traces.start_ns, excluded.start_ns)"
     new_end = f"{greatest}(traces.end_ns, excluded.end_ns)"

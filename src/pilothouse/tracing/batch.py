@@ -16,14 +16,25 @@ from sqlalchemy.engine import Connection
 
 from pilothouse.store import Database
 from pilothouse.store import trace_writes as store
+from pilothouse.store.trace_writes import json_text
 from pilothouse.tracing import summary
 from pilothouse.tracing.model import Span
 from pilothouse.tracing.writelock import WriteLock
 
 
-def span_row(span: Span) -> tuple[Any, ...]:
-    """The ``spans`` row of a normalized span, in :data:`store.SPAN_COLUMNS` order."""
+def span_row(span: Span, shared: dict[int, str] | None = None) -> tuple[Any, ...]:
+    """The ``spans`` row of a normalized span, in :data:`store.SPAN_COLUMNS` order, its JSON
+    columns encoded; ``shared`` keeps the JSON of objects spans share (their resource and
+    scope, one per request) so a batch encodes each once."""
     s = span
+    if shared is None:
+        shared = {}
+    resource = shared.get(id(s.resource))
+    if resource is None:
+        resource = shared[id(s.resource)] = json_text(s.resource)
+    scope = shared.get(id(s.scope))
+    if scope is None:
+        scope = shared[id(s.scope)] = json_text(s.scope)
     return (
         s.project_id,
         s.trace_id,
@@ -36,11 +47,11 @@ def span_row(span: Span) -> tuple[Any, ...]:
         (s.end_time_ns - s.start_time_ns) / 1e6,
         s.status_code,
         s.status_message,
-        s.attributes,
-        s.events,
-        s.links,
-        s.resource,
-        s.scope,
+        json_text(s.attributes),
+        json_text(s.events) if s.events else "[]",
+        json_text(s.links) if s.links else "[]",
+        resource,
+        scope,
         s.service_name,
         s.operation,
         s.provider,
@@ -49,12 +60,12 @@ def span_row(span: Span) -> tuple[Any, ...]:
         s.input_tokens,
         s.output_tokens,
         s.cost_usd,
-        s.input,
-        s.output,
+        None if s.input is None else json_text(s.input),
+        None if s.output is None else json_text(s.output),
         s.ttft_ms,
         s.session_id,
         s.user_id,
-        s.tags,
+        json_text(s.tags) if s.tags else "[]",
         s.prompt_name,
         s.prompt_version,
         s.environment,
@@ -67,7 +78,8 @@ class Batch:
 
     def __init__(self, spans: Sequence[Span], dialect: str) -> None:
         groups = summary.group_by_trace(spans)
-        self.params = store.span_params(map(span_row, spans), dialect)
+        shared: dict[int, str] = {}
+        self.params = store.span_params([span_row(s, shared) for s in spans], dialect)
         self.traces = [summary.trace_row(p, t, group) for (p, t), group in groups.items()]
         self.rollups = summary.rollup_rows(groups)
 
