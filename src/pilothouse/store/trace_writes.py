@@ -32,7 +32,8 @@ from pilothouse.store.traces import (
 # attribute lookups per NULL): an adapter for None halves that, and span rows bind many NULLs.
 # The adapter is a C function returning None for None (an empty dict's ``get``): a Python
 # function would cost a frame per NULL.
-sqlite3.register_adapter(type(None), {}.get)
+_NONE: dict[None, None] = {}
+sqlite3.register_adapter(type(None), _NONE.get)
 
 
 def json_text(value: Any) -> str:

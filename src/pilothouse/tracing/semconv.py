@@ -439,24 +439,49 @@ def normalize(span: Span) -> Span:
     return span
 
 
+def _seconds_as_ms(value: Any) -> float | None:
+    seconds = _float(value)
+    return seconds * 1000 if seconds is not None else None
+
+
+#: The columns read from well-known attributes: (column, keys, conversion), in the order they
+#: are filled; a column listed twice takes the second group only when the first gave nothing.
+_COLUMNS: tuple[tuple[str, tuple[str, ...], Callable[[Any], Any]], ...] = (
+    ("provider", PROVIDER_KEYS, _str),
+    ("request_model", REQUEST_MODEL_KEYS, _str),
+    ("response_model", RESPONSE_MODEL_KEYS, _str),
+    ("input_tokens", INPUT_TOKEN_KEYS, _int),
+    ("output_tokens", OUTPUT_TOKEN_KEYS, _int),
+    ("cost_usd", COST_KEYS, _float),
+    ("ttft_ms", TTFT_MS_KEYS, _float),
+    ("ttft_ms", TTFT_S_KEYS, _seconds_as_ms),
+    ("session_id", SESSION_KEYS, _str),
+    ("user_id", USER_KEYS, _str),
+    ("prompt_name", PROMPT_NAME_KEYS, _str),
+    ("prompt_version", PROMPT_VERSION_KEYS, _int),
+    ("environment", ENVIRONMENT_KEYS, _str),
+    ("release", RELEASE_KEYS, _str),
+)
+Plan = tuple[tuple[str, tuple[str, ...], Callable[[Any], Any]], ...]
+#: The columns each set of well-known attributes present can fill (spans of one
+#: instrumentation share a few such sets), so a span looks only at the columns it can fill.
+_plans: dict[frozenset[str], Plan] = {}
+
+
+def _plan(known: frozenset[str]) -> Plan:
+    plan = _plans.get(known)
+    if plan is None:
+        if len(_plans) > 1000:
+            _plans.clear()
+        plan = _plans[known] = tuple(c for c in _COLUMNS if not known.isdisjoint(c[1]))
+    return plan
+
+
 def _normalize_known(span: Span, attrs: dict[str, Any], known: frozenset[str]) -> None:
     """The columns read from the well-known attributes present (``known``)."""
-
-    def pick(keys: tuple[str, ...]) -> Any:
-        return _first(attrs, keys) if not known.isdisjoint(keys) else None
-
-    if span.provider is None:
-        span.provider = _str(pick(PROVIDER_KEYS))
-    if span.request_model is None:
-        span.request_model = _str(pick(REQUEST_MODEL_KEYS))
-    if span.response_model is None:
-        span.response_model = _str(pick(RESPONSE_MODEL_KEYS))
-    if span.input_tokens is None:
-        span.input_tokens = _int(pick(INPUT_TOKEN_KEYS))
-    if span.output_tokens is None:
-        span.output_tokens = _int(pick(OUTPUT_TOKEN_KEYS))
-    if span.cost_usd is None:
-        span.cost_usd = _float(pick(COST_KEYS))
+    for column, keys, convert in _plan(known):
+        if getattr(span, column) is None:
+            setattr(span, column, convert(_first(attrs, keys)))
     if span.cost_usd is None and (span.input_tokens or span.output_tokens):
         span.cost_usd = cost_of(
             span.provider,
@@ -464,26 +489,8 @@ def _normalize_known(span: Span, attrs: dict[str, Any], known: frozenset[str]) -
             span.input_tokens or 0,
             span.output_tokens or 0,
         )
-    if span.ttft_ms is None:
-        ttft = _float(pick(TTFT_MS_KEYS))
-        if ttft is None:
-            seconds = _float(pick(TTFT_S_KEYS))
-            ttft = seconds * 1000 if seconds is not None else None
-        span.ttft_ms = ttft
-    if span.session_id is None:
-        span.session_id = _str(pick(SESSION_KEYS))
-    if span.user_id is None:
-        span.user_id = _str(pick(USER_KEYS))
-    if not span.tags:
-        span.tags = _tags(pick(TAG_KEYS))
-    if span.prompt_name is None:
-        span.prompt_name = _str(pick(PROMPT_NAME_KEYS))
-    if span.prompt_version is None:
-        span.prompt_version = _int(pick(PROMPT_VERSION_KEYS))
-    if span.environment is None:
-        span.environment = _str(pick(ENVIRONMENT_KEYS))
-    if span.release is None:
-        span.release = _str(pick(RELEASE_KEYS))
+    if not span.tags and not known.isdisjoint(TAG_KEYS):
+        span.tags = _tags(_first(attrs, TAG_KEYS))
 
 
 __all__ = ["GENAI_OPERATIONS", "OPENINFERENCE_KINDS", "cost_of", "normalize"]
