@@ -38,6 +38,8 @@ _JSON_KINDS = {f"SPAN_KIND_{k.upper()}": i for i, k in enumerate(KINDS)} | {
 }
 _JSON_STATUSES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
 _HEX = frozenset("0123456789abcdef")
+_KIND_NAMES = dict(enumerate(KINDS))
+_STATUS_NAMES = dict(enumerate(STATUSES))
 
 
 @dataclass
@@ -207,6 +209,7 @@ def decode_protobuf(body: bytes, project_id: int) -> Decoded:
 def decode_message(request: ExportTraceServiceRequest, project_id: int) -> Decoded:
     """Spans of a parsed ``ExportTraceServiceRequest`` (from HTTP or gRPC)."""
     out = Decoded()
+    append = out.spans.append
     for r, resource_spans in enumerate(request.resource_spans):
         resource = _attrs(resource_spans.resource.attributes)
         for s, scope_spans in enumerate(resource_spans.scope_spans):
@@ -228,10 +231,10 @@ def decode_message(request: ExportTraceServiceRequest, project_id: int) -> Decod
                     _bytes_id(span_id, 8, "span_id", where)
                     _bytes_id(parent, 8, "parent_span_id", where, optional=True)
                 start, end = pb.start_time_unix_nano, pb.end_time_unix_nano
-                if not _check_times(start, end, out):
+                if (start <= 0 or end < start) and not _check_times(start, end, out):
                     continue
-                status = pb.status
-                out.spans.append(
+                status, events, links = pb.status, pb.events, pb.links
+                append(
                     Span(
                         project_id,
                         trace_id.hex(),
@@ -240,12 +243,12 @@ def decode_message(request: ExportTraceServiceRequest, project_id: int) -> Decod
                         start,
                         end,
                         parent.hex() if parent else None,
-                        KINDS[pb.kind] if 0 <= pb.kind < len(KINDS) else "internal",
-                        STATUSES[status.code] if status.code < 3 else "unset",
+                        _KIND_NAMES.get(pb.kind, "internal"),
+                        _STATUS_NAMES.get(status.code, "unset"),
                         status.message or None,
                         _attrs(pb.attributes),
-                        _events(pb.events) if pb.events else [],
-                        _links(pb.links) if pb.links else [],
+                        _events(events) if events else [],
+                        _links(links) if links else [],
                         resource,
                         scope,
                     )
