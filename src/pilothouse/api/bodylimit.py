@@ -22,13 +22,16 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length", b"")
+        declared = b""
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = value
+                break
         limit = self.max_bytes
-        too_big = PayloadTooLarge(f"request body exceeds the {limit}-byte limit", param="body")
         if declared.isdigit() and int(declared) > limit:
 
             async def refuse() -> Message:
-                raise too_big
+                raise self.too_big()
 
             await self.app(scope, refuse, send)
             return
@@ -40,7 +43,12 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise too_big
+                    raise self.too_big()
             return message
 
         await self.app(scope, counted, send)
+
+    def too_big(self) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"request body exceeds the {self.max_bytes}-byte limit", param="body"
+        )

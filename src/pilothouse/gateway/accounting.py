@@ -261,8 +261,10 @@ class Accounting:
         """Keep a fresh answer for the next identical request (a stream's as the complete
         answer its chunks amount to)."""
         key = call.metadata.get("cache_key")
+        if not key or result is None or call.cache_hit:
+            return
         ttl = self.cache_ttl_for(call)
-        if not key or result is None or ttl is None or call.cache_hit:
+        if ttl is None:
             return
         if isinstance(self.cache, MemoryCache):
             await self.cache.set(key, result, ttl)

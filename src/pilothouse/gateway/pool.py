@@ -10,6 +10,7 @@ LIFO pool. It speaks HTTP/1.1 over TCP or TLS, with content-length or chunked an
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 import time
 from collections import deque
@@ -198,11 +199,13 @@ class PooledUpstream:
                 self._targets.clear()
         return found
 
-    async def _connect(self, origin: tuple[str, str, int], timeouts: Timeouts) -> Connection:
+    async def _connect(
+        self, origin: tuple[str, str, int], timeouts: Timeouts, left: float = math.inf
+    ) -> Connection:
         scheme, host, port = origin
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(timeouts.connect):
+            async with asyncio.timeout(min(timeouts.connect, left)):
                 _, conn = await loop.create_connection(
                     lambda: Connection(loop),
                     host,
@@ -245,20 +248,26 @@ class PooledUpstream:
     async def _open(
         self, url: str, content: bytes, headers: dict[str, str], timeouts: Timeouts, stream: bool
     ) -> tuple[tuple[str, str, int], Connection]:
-        """Send the request and wait for the answer's headers (or all of it)."""
+        """Send the request and wait for the answer's headers (a stream) or all of it within
+        ``timeouts.total`` (one timer per wait, rather than one more for the total)."""
         origin, head = self._target(url)
         data = self._request(head, content, headers)
+        loop = asyncio.get_running_loop()
+        deadline = math.inf if stream else loop.time() + timeouts.total
         for attempt in (0, 1):
             conn = self._pooled(origin)
             reused = conn is not None
             if conn is None:
-                conn = await self._connect(origin, timeouts)
+                conn = await self._connect(origin, timeouts, deadline - loop.time())
             conn.send(data, stream)
             try:
                 while not (conn.headers_done if stream else conn.complete):
-                    await conn.wait(timeouts.first_byte)
+                    await conn.wait(min(timeouts.first_byte, deadline - loop.time()))
             except _Timeout:
                 conn.close()
+                if loop.time() >= deadline:
+                    total = timeouts.total
+                    raise AttemptFailed.timeout(f"no complete answer within {total:g}s") from None
                 raise AttemptFailed.timeout(f"no answer within {timeouts.first_byte:g}s") from None
             except ConnectionError as exc:
                 conn.close()
@@ -283,11 +292,7 @@ class PooledUpstream:
         slots = self._slots_of()
         await slots.acquire()
         try:
-            async with asyncio.timeout(timeouts.total):
-                origin, conn = await self._open(url, content, headers, timeouts, False)
-        except TimeoutError:
-            total = timeouts.total
-            raise AttemptFailed.timeout(f"no complete answer within {total:g}s") from None
+            origin, conn = await self._open(url, content, headers, timeouts, False)
         finally:
             slots.release()
         reply = Reply(conn.status, b"".join(conn.body), conn.headers())

@@ -19,7 +19,7 @@ import pluggy
 
 from pilothouse.errors import NotFound
 from pilothouse.guardrails.model import REWRITING, Check, Decision, Finding, Outcome, Where
-from pilothouse.guardrails.policy import Policy, load_policies, parse_policy
+from pilothouse.guardrails.policy import Attach, Policy, load_policies, parse_policy
 from pilothouse.guardrails.rewrite import Vault, resolve_overlaps, rewrite
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,8 @@ class Guardrails:
         self.policies = dict(policies)
         self.section = section
         self.gateway_policy = str((section or {}).get("gateway_policy") or "")
+        #: the policies attached to keys, prompts, models or projects (select_policy tries them)
+        self.attached = tuple(p for p in self.policies.values() if p.attach != Attach())
 
     @classmethod
     def load(

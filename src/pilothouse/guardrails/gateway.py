@@ -176,19 +176,19 @@ def select_policy(guard: Guardrails, call: Call, fallback: str) -> Policy | None
     named = call.api_key.limits.get("guardrail_policy")
     if isinstance(named, str) and named:
         return guard.policy(named)
-    model = call.model or call.body.get("model")
-    key, prompt, project = call.api_key.name, call.prompt_name, call.api_key.project_id
-    attached = [p for p in guard.policies.values() if p.attach != Attach()]
-    tests: tuple[Callable[[Attach], bool], ...] = (
-        lambda a: key in a.keys,
-        lambda a: prompt is not None and prompt in a.prompts,
-        lambda a: isinstance(model, str) and model in a.models,
-        lambda a: project in a.projects,
-    )
-    for matches in tests:
-        for policy in attached:
-            if matches(policy.attach):
-                return policy
+    if guard.attached:  # most deployments attach none: skip building the tests
+        model = call.model or call.body.get("model")
+        key, prompt, project = call.api_key.name, call.prompt_name, call.api_key.project_id
+        tests: tuple[Callable[[Attach], bool], ...] = (
+            lambda a: key in a.keys,
+            lambda a: prompt is not None and prompt in a.prompts,
+            lambda a: isinstance(model, str) and model in a.models,
+            lambda a: project in a.projects,
+        )
+        for matches in tests:
+            for policy in guard.attached:
+                if matches(policy.attach):
+                    return policy
     fallback = guard.gateway_policy or fallback
     return guard.policy(fallback) if fallback else None
 
