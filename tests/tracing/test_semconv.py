@@ -237,6 +237,17 @@ def test_ttft_and_tags_as_a_comma_separated_string():
     assert s.tags == ["a", "b"]
 
 
+def test_the_first_key_with_a_value_wins_whatever_spans_came_before():
+    # Spans with the same well-known keys share a lookup plan; their values still decide.
+    both = {"gen_ai.provider.name": "anthropic", "gen_ai.system": "openai"}
+    assert span(both).provider == "anthropic"
+    assert span({**both, "gen_ai.provider.name": ""}).provider == "openai"
+    milliseconds = span({"pilothouse.ttft_ms": 80, "gen_ai.server.time_to_first_token": 0.25})
+    assert milliseconds.ttft_ms == 80.0
+    assert span({"gen_ai.server.time_to_first_token": 0.25}, ttft_ms=5.0).ttft_ms == 5.0
+    assert span({"user.id": "u1"}, tags=["kept"]).tags == ["kept"]
+
+
 def test_cost_is_computed_from_the_gateway_price_table():
     s = span(
         {
