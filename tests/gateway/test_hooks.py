@@ -186,6 +186,14 @@ class Recorder:
             raise GuardrailBlocked("too late to block a stream")
 
 
+def ask(client: openai.OpenAI, streams: tuple[bool, ...]) -> None:
+    """The same chat question once per entry of ``streams``, streamed or not, read whole."""
+    for stream in streams:
+        answer = client.chat.completions.create(model="mock/echo", messages=MESSAGES, stream=stream)
+        if stream:
+            list(answer)
+
+
 def _shape(response: dict[str, Any]) -> Any:
     """The response without what differs between two answers (ids, times)."""
     return {k: v for k, v in response.items() if k not in ("id", "created", "system_fingerprint")}
@@ -200,10 +208,7 @@ def test_streamed_answers_reach_the_response_hook_once(
     sink = SpanSink()
     gw.runtime.traces = sink  # type: ignore[assignment]
     client = gw.client()
-    for stream in (False, True):
-        answer = client.chat.completions.create(model="mock/echo", messages=MESSAGES, stream=stream)
-        if stream:
-            list(answer)
+    ask(client, streams=(False, True))
     recorder.wait(2)
     assert [s for s, _ in recorder.seen] == [False, True]
     (_, whole), (_, streamed) = recorder.seen
@@ -254,10 +259,7 @@ def test_a_response_hook_may_skip_streamed_answers(make_gateway: GatewayFactory)
     only_complete, recorder = CompleteAnswersOnly(), Recorder()
     gw = make_gateway(plugins=[only_complete, recorder])
     client = gw.client()
-    for stream in (True, False):
-        answer = client.chat.completions.create(model="mock/echo", messages=MESSAGES, stream=stream)
-        if stream:
-            list(answer)
+    ask(client, streams=(True, False))
     recorder.wait(2)
     assert [s for s, _ in recorder.seen] == [True, False]  # the other hook still gets both
     assert only_complete.seen == [False]
