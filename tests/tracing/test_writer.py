@@ -19,6 +19,7 @@ from pilothouse.settings import Settings
 from pilothouse.store import Database, migrate
 from pilothouse.store import traces as store
 from pilothouse.store.types import utcnow
+from pilothouse.tracing.batch import CHECKPOINT_SPANS, SpanStore
 from pilothouse.tracing.model import Span
 from pilothouse.tracing.writelock import WriteLock
 from pilothouse.tracing.writer import TraceWriter
@@ -327,4 +328,28 @@ def test_writers_of_one_sqlite_file_take_turns_on_its_lock_file(tmp_path: Path):
     finally:
         first.close()
         second.close()
+        db.close()
+
+
+def test_sqlite_batches_checkpoint_the_wal_after_the_write_lock(tmp_path: Path):
+    db = Database(f"sqlite:///{tmp_path}/p.db")
+    migrate.upgrade(db)
+    with db.engine.connect() as conn:  # everything so far in the database file itself
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    span_store = SpanStore(db)
+    file_size = Path(f"{tmp_path}/p.db").stat().st_size
+
+    def checkpointed() -> bool:
+        return Path(f"{tmp_path}/p.db").stat().st_size > file_size
+
+    try:
+        span_store.write(spans(CHECKPOINT_SPANS - 1))
+        assert not checkpointed()  # the commit itself did not checkpoint: it stays in the WAL
+        span_store.write(spans(1))
+        assert checkpointed()
+        assert stored(db) == CHECKPOINT_SPANS
+        with db.engine.connect() as conn:  # the pooled connection checkpoints on its own again
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+    finally:
+        span_store.close()
         db.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +72,10 @@ class Database:
             yield conn
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A write transaction, committed when the block ends without error."""
-        with self.engine.connect() as conn:
+    def write(self, conn: Connection | None = None) -> Iterator[Connection]:
+        """A write transaction, committed when the block ends without error; on ``conn`` (a
+        connection the caller holds, to use it again after the commit) or a pooled one."""
+        with nullcontext(conn) if conn is not None else self.engine.connect() as conn:
             conn.info["write"] = True
             try:
                 with conn.begin():

@@ -60,6 +60,25 @@ def _least(conn: Connection) -> tuple[str, str]:
 # --- writes (the ingestion hot path) --------------------------------------------------------
 
 
+def set_autocheckpoint(conn: Connection, on: bool) -> None:
+    """SQLite: turn the connection's automatic WAL checkpoint (in its commits) off or back on
+    (SQLite's default threshold, 1,000 pages)."""
+    _driver_execute(conn, f"PRAGMA wal_autocheckpoint={1000 if on else 0}")
+
+
+def checkpoint(conn: Connection) -> None:
+    """SQLite: copy what the WAL holds into the database file without waiting for readers
+    (``PASSIVE``); ``conn`` must not be in a transaction."""
+    _driver_execute(conn, "PRAGMA wal_checkpoint(PASSIVE)")
+
+
+def _driver_execute(conn: Connection, sql: str) -> None:
+    # Through the driver: SQLAlchemy would begin a transaction first.
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    driver.execute(sql).close()
+
+
 def existing_span_keys(
     conn: Connection, project_trace_ids: Iterable[tuple[int, str]]
 ) -> set[tuple[int, str, str]]:

@@ -84,29 +84,59 @@ class Batch:
         self.rollups = summary.rollup_rows(groups)
 
 
+#: Spans committed between two WAL checkpoints of a store (SQLite): ~7 KB of WAL each, so about
+#: SQLite's own threshold of 1,000 pages.
+CHECKPOINT_SPANS = 500
+
+
 class SpanStore:
     """Writes batches of normalized spans to one database."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self._lock = WriteLock(db)  # one writing process at a time on SQLite
+        self._uncheckpointed = 0  # spans committed since this store's last checkpoint
 
     def write(self, spans: Sequence[Span]) -> int:
         """Store ``spans`` (normalized) in one transaction; returns how many were new."""
         if not spans:
             return 0
         batch = Batch(spans, self.db.dialect)
-        with self._lock.hold(), self.db.write() as conn:
-            savepoint = conn.begin_nested()
-            if store.insert_span_params(conn, batch.params) == len(spans):
-                savepoint.commit()
-            else:
-                savepoint.rollback()
-                batch = Batch(_new_spans(conn, spans), self.db.dialect)
-                store.insert_span_params(conn, batch.params)
-            store.upsert_traces(conn, batch.traces)
-            store.upsert_rollups(conn, batch.rollups)
+        sqlite = self.db.dialect == "sqlite"
+        with self.db.engine.connect() as conn:
+            if sqlite:
+                store.set_autocheckpoint(conn, False)
+            try:
+                with self._lock.hold(), self.db.write(conn):
+                    savepoint = conn.begin_nested()
+                    if store.insert_span_params(conn, batch.params) == len(spans):
+                        savepoint.commit()
+                    else:
+                        savepoint.rollback()
+                        batch = Batch(_new_spans(conn, spans), self.db.dialect)
+                        store.insert_span_params(conn, batch.params)
+                    store.upsert_traces(conn, batch.traces)
+                    store.upsert_rollups(conn, batch.rollups)
+            finally:
+                if sqlite:  # the pooled connection serves other writers too
+                    store.set_autocheckpoint(conn, True)
+            if sqlite:
+                self._checkpoint(conn, len(batch.params))
         return len(batch.params)
+
+    def _checkpoint(self, conn: Connection, committed: int) -> None:
+        """Copy the WAL into the database file, as SQLite's automatic checkpoint would have
+        done in the commit, but after the write lock is released.
+
+        A trace batch dirties index pages all over the file (trace ids are random), so nearly
+        every commit outgrew SQLite's threshold (1,000 WAL pages) and checkpointed while the
+        other processes' writers queued on the lock. Checkpoints stay about as frequent (each
+        :data:`CHECKPOINT_SPANS` spans), so the WAL is synced as often.
+        """
+        self._uncheckpointed += committed
+        if self._uncheckpointed >= CHECKPOINT_SPANS:
+            self._uncheckpointed = 0
+            store.checkpoint(conn)
 
     def close(self) -> None:
         self._lock.close()
