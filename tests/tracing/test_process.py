@@ -6,12 +6,17 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
+from pilothouse.gateway.spans import facts
 from pilothouse.runtime import Runtime
 from pilothouse.store import migrate
+from pilothouse.tracing.model import Span
+from pilothouse.tracing.process import WriterProcess
 from pilothouse.tracing.writer import TraceWriter
 from tests.conftest import make_settings
+from tests.gateway.test_spans import _call
 from tests.tracing.test_writer import spans, stored, unmigrated
 
 
@@ -104,3 +109,14 @@ def test_beyond_the_buffer_the_server_spills_without_waiting(
     finally:
         w.close()
         rt.db.close()
+
+
+def test_gateway_calls_spill_as_spans(tmp_path: Path, database_url: str):
+    # Gateway calls travel as their facts; what spills is the span the writer replays.
+    feeder = WriterProcess(make_settings(tmp_path, database_url, tracing_writer_process=True))
+    feeder.close()
+    feeder.submit_line(orjson.dumps(facts(_call()), default=str))
+    [path] = feeder.spill_dir.glob("*.jsonl")
+    span = Span(**orjson.loads(path.read_bytes()))
+    assert (span.name, span.request_model, span.input_tokens) == ("chat m", "m", 5)
+    assert feeder.stats["spilled"] == 1

@@ -14,8 +14,10 @@ are appended to ``<data_dir>/spill/*.jsonl``, the same files the writer replays;
 child could not take (it died) is spilled too, and the next batch starts a new child.
 
 Frames on the child's stdin: one kind byte and a 4-byte length, then the payload. ``S``: spans,
-one JSON object per line; ``F``: flush, answered with one line on stdout (``1`` when all spans
-were committed or spilled, ``0`` on timeout).
+one JSON value per line: a span object, or the JSON array of a gateway call's facts
+(:func:`pilothouse.gateway.spans.facts`), from which the child builds the span, so the server
+does not; ``F``: flush, answered with one line on stdout (``1`` when all spans were committed or
+spilled, ``0`` on timeout). Spill files hold span objects only.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import orjson
 
@@ -66,6 +69,16 @@ def serialize(span: Span) -> bytes:
     return orjson.dumps(span, default=str)
 
 
+def parse(line: bytes, max_chars: int) -> Span:
+    """The span of one line sent to the child: a span object or a gateway call's facts."""
+    value: Any = orjson.loads(line)
+    if type(value) is list:
+        from pilothouse.gateway.spans import span_of  # the child builds gateway spans
+
+        return span_of(value, max_chars)
+    return Span(**value)
+
+
 class WriterProcess:
     """The server's side: buffers serialized spans and feeds them to the child."""
 
@@ -73,8 +86,11 @@ class WriterProcess:
         self.settings = settings
         self.buffer_limit = settings.tracing_buffer_spans
         self.spill_dir = Path(settings.data_dir) / "spill"
+        self.max_chars = settings.gateway_content_max_chars
         self._cond = threading.Condition()
-        self._pending: list[bytes] = []
+        # Producers append without the lock (deque appends are atomic); the feeder pops.
+        self._pending: deque[bytes] = deque()
+        self._idle = False  # the feeder waits for a first span: the next producer wakes it
         self._busy = 0  # spans taken by the feeder, not yet handed to the child
         self._flush_asked = 0
         self._flush_done = 0
@@ -87,22 +103,30 @@ class WriterProcess:
 
     def submit(self, spans: Sequence[Span]) -> None:
         """Queue ``spans`` without waiting; beyond the buffer the oldest spill to disk."""
-        lines = [serialize(s) for s in spans]
+        for span in spans:
+            self.submit_line(serialize(span))
+
+    def submit_line(self, line: bytes) -> None:
+        """Queue one serialized span, or a gateway call's facts, without waiting or locking."""
+        pending = self._pending
+        pending.append(line)
+        if self._idle or self._closed or self._thread is None or len(pending) > self.buffer_limit:
+            self._wake()
+
+    def _wake(self) -> None:
+        """The rare path of a submission: wake or start the feeder, spill an overflow."""
         overflow: list[bytes] = []
         with self._cond:
+            pending = self._pending
             if self._closed:
-                overflow = lines
+                overflow = [pending.popleft() for _ in range(len(pending))]
             else:
-                was_empty = not self._pending
-                self._pending.extend(lines)
-                extra = len(self._pending) - self.buffer_limit
+                extra = len(pending) - self.buffer_limit
                 if extra > 0:
                     # Spill a tenth more than needed so a full buffer does not spill every call.
-                    n = extra + self.buffer_limit // 10
-                    overflow = self._pending[:n]
-                    del self._pending[:n]
-                if was_empty:
-                    self._cond.notify()
+                    n = min(len(pending), extra + self.buffer_limit // 10)
+                    overflow = [pending.popleft() for _ in range(n)]
+                self._cond.notify()
         if overflow:
             self._spill(overflow)
         if self._thread is None and not self._closed:
@@ -139,7 +163,7 @@ class WriterProcess:
         if self._thread is not None:
             self._thread.join(timeout)
         with self._cond:
-            leftover, self._pending = self._pending, []
+            leftover = [self._pending.popleft() for _ in range(len(self._pending))]
         if leftover:
             self._spill(leftover)
         self._stop_child(timeout)
@@ -157,11 +181,17 @@ class WriterProcess:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._pending and not self._closed and self._wanted_flush() is None:
-                    self._cond.wait()
+                if not self._pending and not self._closed and self._wanted_flush() is None:
+                    self._idle = (
+                        True  # set before looking again: a producer sees it or we see its span
+                    )
+                    while not self._pending and not self._closed and self._wanted_flush() is None:
+                        self._cond.wait()
+                    self._idle = False
                 if self._wanted_flush() is None and not self._closed:
                     self._cond.wait(LINGER)  # gather a batch; flush and close cut it short
-                batch, self._pending = self._pending, []
+                pending = self._pending
+                batch = [pending.popleft() for _ in range(len(pending))]
                 self._busy = len(batch)
                 ticket = self._wanted_flush()
                 closing = self._closed
@@ -209,6 +239,8 @@ class WriterProcess:
             return False
 
     def _spill(self, lines: list[bytes]) -> None:
+        # Spill files hold spans, which the writer replays: build those of gateway calls.
+        lines = [serialize(parse(x, self.max_chars)) if x[:1] == b"[" else x for x in lines]
         write_spill(self.spill_dir, lines)
         self.stats["spilled"] += len(lines)
 
@@ -284,7 +316,8 @@ def main() -> None:
             if payload is None:
                 return
             if kind == SPANS:
-                writer.submit([Span(**orjson.loads(line)) for line in payload.split(b"\n")])
+                max_chars = settings.gateway_content_max_chars
+                writer.submit([parse(line, max_chars) for line in payload.split(b"\n")])
             elif kind == FLUSH:
                 stdout.write(b"1\n" if writer.flush() else b"0\n")
                 stdout.flush()
@@ -297,4 +330,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["WriterProcess", "main", "serialize", "write_spill"]
+__all__ = ["WriterProcess", "main", "parse", "serialize", "write_spill"]
