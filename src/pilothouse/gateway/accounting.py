@@ -90,6 +90,8 @@ class Accounting:
         ]
         self.metrics: GatewayMetrics = metrics_of(runtime)
         self._key_policies: dict[int, tuple[Any, LimitPolicy]] = {}
+        #: key id -> (its limits, its project's policy, the subjects its calls are checked on)
+        self._checks: dict[int, tuple[Any, LimitPolicy, tuple[tuple[str, LimitPolicy], ...]]] = {}
         self._project_policies: dict[int, tuple[float, LimitPolicy]] = {}
         self._project_ttl = settings.key_cache_ttl
         self._refreshing: set[int] = set()
@@ -195,11 +197,23 @@ class Accounting:
 
     async def admit(self, call: Call, body_bytes: int) -> Admission:
         """Check the key's and the project's limits and budgets, or raise 429."""
-        project_id = call.api_key.project_id
-        checks = [
-            (f"key:{call.api_key.id}", self.key_policy(call)),
-            (f"project:{project_id}", await self.project_policy(project_id)),
-        ]
+        api_key = call.api_key
+        project_id = api_key.project_id
+        found = self._project_policies.get(project_id)
+        if found is not None and found[0] > time.monotonic():
+            project = found[1]
+        else:
+            project = await self.project_policy(project_id)
+        # The subjects of a key's calls are the same tuple until its or its project's limits
+        # change: built once, not per call.
+        known = self._checks.get(api_key.id)
+        if known is None or known[0] is not api_key.limits or known[1] is not project:
+            checks = (
+                (f"key:{api_key.id}", self.key_policy(call)),
+                (f"project:{project_id}", project),
+            )
+            known = self._checks[api_key.id] = (api_key.limits, project, checks)
+        checks = known[2]
         estimated = estimate_tokens(call.body, body_bytes)
         try:
             admission = await self.limiter.admit_all(checks, estimated)
@@ -207,8 +221,10 @@ class Accounting:
             raise
         except Exception:  # noqa: BLE001 - a limits store outage must not stop the gateway
             self._warn("limits", "limits backend failed; requests are let through")
-            admission = Admission(subjects=tuple(checks), estimated_tokens=estimated)
-        call.response_headers.update(admission.headers)
+            admission = Admission(subjects=checks, estimated_tokens=estimated)
+        admission.owner = (project_id, api_key.id)
+        if admission.headers:
+            call.response_headers.update(admission.headers)
         return admission
 
     # --- cache ----------------------------------------------------------------------------

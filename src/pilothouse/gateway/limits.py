@@ -180,6 +180,8 @@ class Admission:
     request_id: str = ""
     _release: Callable[[], None] | None = field(default=None, repr=False)
     settled: bool = False
+    #: (project_id, key_id) when the caller knows them (else read from the subjects)
+    owner: tuple[int | None, int | None] | None = None
 
     def release(self) -> None:
         """Free the concurrency slots taken at admission (idempotent)."""
@@ -189,6 +191,8 @@ class Admission:
 
     def ids(self) -> tuple[int | None, int | None]:
         """(project_id, key_id) named by the subjects, for spend accounting."""
+        if self.owner is not None:
+            return self.owner
         project_id = key_id = None
         for subject, _ in self.subjects:
             kind, _, ident = subject.partition(":")
