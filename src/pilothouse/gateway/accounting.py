@@ -208,11 +208,11 @@ class Accounting:
         # change: built once, not per call.
         known = self._checks.get(api_key.id)
         if known is None or known[0] is not api_key.limits or known[1] is not project:
-            checks = (
+            subjects = (
                 (f"key:{api_key.id}", self.key_policy(call)),
                 (f"project:{project_id}", project),
             )
-            known = self._checks[api_key.id] = (api_key.limits, project, checks)
+            known = self._checks[api_key.id] = (api_key.limits, project, subjects)
         checks = known[2]
         estimated = estimate_tokens(call.body, body_bytes)
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import functools
 import inspect
 import logging
 import time
@@ -100,12 +101,16 @@ class GatewayApp:
         self.capture = settings.gateway_capture_content
         self.max_chars = settings.gateway_content_max_chars
         self.hooks = runtime.plugins.hook
+        # Model routes call model_call directly: one coroutine less per call than self.chat.
         self.routes: dict[str, tuple[str, Handler]] = {
-            "/v1/chat/completions": ("POST", self.chat),
-            "/v1/embeddings": ("POST", self.embeddings),
-            "/v1/completions": ("POST", self.completions),
+            "/v1/chat/completions": ("POST", self._model_route("chat", schema.check_chat)),
+            "/v1/embeddings": ("POST", self._model_route("embeddings", schema.check_embeddings)),
+            "/v1/completions": ("POST", self._model_route("completions", schema.check_completions)),
             "/v1/models": ("GET", self.models),
         }
+
+    def _model_route(self, operation: str, check: Callable[[dict[str, Any]], str]) -> Handler:
+        return functools.partial(self.model_call, operation=operation, check=check)
 
     # --- ASGI entry ---------------------------------------------------------------------
 

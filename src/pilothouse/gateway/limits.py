@@ -165,6 +165,8 @@ def rate_headers(requests: Usage | None, tokens: Usage | None) -> dict[str, str]
 
 def tightest(usages: Sequence[Usage | None]) -> Usage | None:
     """The usage with the fewest remaining (what a client should pace itself on)."""
+    if len(usages) < 2:  # the common case: one limited subject
+        return usages[0] if usages else None
     present = [u for u in usages if u is not None]
     return min(present, key=lambda u: (u.remaining, -u.reset)) if present else None
 
@@ -346,7 +348,7 @@ class MemoryLimiter:
                 self._running[subject] = self._running.get(subject, 0) + 1
                 held.append(subject)
         admission = Admission(
-            subjects=tuple(checks),
+            subjects=checks if type(checks) is tuple else tuple(checks),
             estimated_tokens=estimated_tokens,
             headers=rate_headers(tightest(request_usages), tightest(token_usages)),
         )
