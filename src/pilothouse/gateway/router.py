@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -131,15 +131,15 @@ class Router:
             found = self.breakers[deployment.id] = Breaker()
         return found
 
-    async def call(self, call: Call, operation: str) -> dict[str, Any]:
+    def call(self, call: Call, operation: str) -> Coroutine[Any, Any, dict[str, Any]]:
         """A non-streaming call: ``operation`` is chat, embeddings or completions."""
 
-        async def attempt(provider: Provider, deployment: Deployment) -> dict[str, Any]:
-            method = getattr(provider, operation)
-            result: dict[str, Any] = await method(deployment, call.body)
-            return result
+        def attempt(provider: Provider, deployment: Deployment) -> Awaitable[dict[str, Any]]:
+            # The provider's own awaitable: no coroutine of ours around it.
+            method: Callable[..., Awaitable[dict[str, Any]]] = getattr(provider, operation)
+            return method(deployment, call.body)
 
-        return await self._run(call, attempt)
+        return self._run(call, attempt)
 
     async def open_stream(self, call: Call, operation: str) -> OpenedStream:
         """A streaming call, returned once the first chunk arrived."""

@@ -4,7 +4,7 @@ Together, Groq, Modal/Baseten serverless). The body passes through untouched apa
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import orjson
@@ -74,19 +74,26 @@ class OpenAIProvider(Provider):
                     raise AttemptFailed(UpstreamError(f"upstream stream error: {message}"))
                 yield chunk
 
-    async def chat(self, deployment: Deployment, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._call(deployment, "/chat/completions", body)
+    # The non-streaming operations hand back _call's coroutine: no coroutine of their own.
+    def chat(
+        self, deployment: Deployment, body: dict[str, Any]
+    ) -> Coroutine[Any, Any, dict[str, Any]]:
+        return self._call(deployment, "/chat/completions", body)
 
     def chat_stream(
         self, deployment: Deployment, body: dict[str, Any]
     ) -> AsyncIterator[dict[str, Any]]:
         return self._stream(deployment, "/chat/completions", body)
 
-    async def embeddings(self, deployment: Deployment, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._call(deployment, "/embeddings", body)
+    def embeddings(
+        self, deployment: Deployment, body: dict[str, Any]
+    ) -> Coroutine[Any, Any, dict[str, Any]]:
+        return self._call(deployment, "/embeddings", body)
 
-    async def completions(self, deployment: Deployment, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._call(deployment, "/completions", body)
+    def completions(
+        self, deployment: Deployment, body: dict[str, Any]
+    ) -> Coroutine[Any, Any, dict[str, Any]]:
+        return self._call(deployment, "/completions", body)
 
     def completions_stream(
         self, deployment: Deployment, body: dict[str, Any]
