@@ -75,7 +75,8 @@ def parse(line: bytes, max_chars: int) -> Span:
     if type(value) is list:
         from pilothouse.gateway.spans import span_of  # the child builds gateway spans
 
-        return span_of(value, max_chars)
+        # No string in a line is longer than the line: a short one needs no cutting.
+        return span_of(value, max_chars if len(line) > max_chars else 0)
     return Span(**value)
 
 
