@@ -158,7 +158,7 @@ class GatewayMetrics(Collector):
             "pilothouse_gateway_requests",
             "Gateway requests by model, deployment and HTTP status code.",
             ["model", "deployment", "status_code"],
-            {(m, d, str(code)): n for (m, d, code), n in self.requests.items()},
+            {(m, d, str(code)): n for (m, d, code), n in list(self.requests.items())},
         )
         yield _counter(
             "pilothouse_gateway_errors",
