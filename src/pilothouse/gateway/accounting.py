@@ -159,9 +159,15 @@ class Accounting:
         Once known, stale limits keep answering while one background read refreshes them, so
         requests never queue behind the database.
         """
+        known = self.known_project_policy(project_id)
+        return known if known is not None else await self._refresh_project(project_id)
+
+    def known_project_policy(self, project_id: int) -> LimitPolicy | None:
+        """The project's limits if they were read before (None: never), without a coroutine;
+        stale ones are refreshed in the background."""
         found = self._project_policies.get(project_id)
         if found is None:
-            return await self._refresh_project(project_id)
+            return None
         if found[0] <= time.monotonic() and project_id not in self._refreshing:
             self._refreshing.add(project_id)
             task = asyncio.get_running_loop().create_task(self._refresh_project(project_id))
@@ -199,11 +205,9 @@ class Accounting:
         """Check the key's and the project's limits and budgets, or raise 429."""
         api_key = call.api_key
         project_id = api_key.project_id
-        found = self._project_policies.get(project_id)
-        if found is not None and found[0] > time.monotonic():
-            project = found[1]
-        else:
-            project = await self.project_policy(project_id)
+        project = self.known_project_policy(project_id)
+        if project is None:
+            project = await self._refresh_project(project_id)
         # The subjects of a key's calls are the same tuple until its or its project's limits
         # change: built once, not per call.
         known = self._checks.get(api_key.id)

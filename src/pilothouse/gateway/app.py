@@ -101,9 +101,10 @@ class GatewayApp:
         self.capture = settings.gateway_capture_content
         self.max_chars = settings.gateway_content_max_chars
         self.hooks = runtime.plugins.hook
-        # Model routes call model_call directly: one coroutine less per call than self.chat.
+        # Model routes are model_call with its operation bound: no coroutine of their own.
+        self.chat = self._model_route("chat", schema.check_chat)
         self.routes: dict[str, tuple[str, Handler]] = {
-            "/v1/chat/completions": ("POST", self._model_route("chat", schema.check_chat)),
+            "/v1/chat/completions": ("POST", self.chat),
             "/v1/embeddings": ("POST", self._model_route("embeddings", schema.check_embeddings)),
             "/v1/completions": ("POST", self._model_route("completions", schema.check_completions)),
             "/v1/models": ("GET", self.models),
@@ -170,25 +171,6 @@ class GatewayApp:
         await send({"type": "http.response.body", "body": body})
 
     # --- routes -------------------------------------------------------------------------
-
-    async def chat(
-        self, scope: Scope, receive: Receive, send: Send, api_key: ApiKey, request_id: str
-    ) -> None:
-        await self.model_call(scope, receive, send, api_key, request_id, "chat", schema.check_chat)
-
-    async def embeddings(
-        self, scope: Scope, receive: Receive, send: Send, api_key: ApiKey, request_id: str
-    ) -> None:
-        await self.model_call(
-            scope, receive, send, api_key, request_id, "embeddings", schema.check_embeddings
-        )
-
-    async def completions(
-        self, scope: Scope, receive: Receive, send: Send, api_key: ApiKey, request_id: str
-    ) -> None:
-        await self.model_call(
-            scope, receive, send, api_key, request_id, "completions", schema.check_completions
-        )
 
     def _listing(self, api_key: ApiKey) -> list[dict[str, Any]]:
         config = self.router.source.get()

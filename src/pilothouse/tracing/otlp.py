@@ -231,7 +231,7 @@ def decode_message(request: ExportTraceServiceRequest, project_id: int) -> Decod
                     _bytes_id(span_id, 8, "span_id", where)
                     _bytes_id(parent, 8, "parent_span_id", where, optional=True)
                 start, end = pb.start_time_unix_nano, pb.end_time_unix_nano
-                if (start <= 0 or end < start) and not _check_times(start, end, out):
+                if not _check_times(start, end, out):
                     continue
                 status, events, links = pb.status, pb.events, pb.links
                 append(

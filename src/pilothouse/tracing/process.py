@@ -114,19 +114,24 @@ class WriterProcess:
         if self._idle or self._closed or self._thread is None or len(pending) > self.buffer_limit:
             self._wake()
 
+    def _take(self, n: int) -> list[bytes]:
+        """The ``n`` oldest queued lines, in order (under ``_cond``: the feeder's side)."""
+        pending = self._pending
+        return [pending.popleft() for _ in range(n)]
+
     def _wake(self) -> None:
         """The rare path of a submission: wake or start the feeder, spill an overflow."""
         overflow: list[bytes] = []
         with self._cond:
             pending = self._pending
             if self._closed:
-                overflow = [pending.popleft() for _ in range(len(pending))]
+                overflow = self._take(len(pending))
             else:
                 extra = len(pending) - self.buffer_limit
                 if extra > 0:
                     # Spill a tenth more than needed so a full buffer does not spill every call.
                     n = min(len(pending), extra + self.buffer_limit // 10)
-                    overflow = [pending.popleft() for _ in range(n)]
+                    overflow = self._take(n)
                 self._cond.notify()
         if overflow:
             self._spill(overflow)
@@ -164,7 +169,7 @@ class WriterProcess:
         if self._thread is not None:
             self._thread.join(timeout)
         with self._cond:
-            leftover = [self._pending.popleft() for _ in range(len(self._pending))]
+            leftover = self._take(len(self._pending))
         if leftover:
             self._spill(leftover)
         self._stop_child(timeout)
@@ -183,16 +188,14 @@ class WriterProcess:
         while True:
             with self._cond:
                 if not self._pending and not self._closed and self._wanted_flush() is None:
-                    self._idle = (
-                        True  # set before looking again: a producer sees it or we see its span
-                    )
+                    # Set before looking again: a producer sees it or we see its span.
+                    self._idle = True
                     while not self._pending and not self._closed and self._wanted_flush() is None:
                         self._cond.wait()
                     self._idle = False
                 if self._wanted_flush() is None and not self._closed:
                     self._cond.wait(LINGER)  # gather a batch; flush and close cut it short
-                pending = self._pending
-                batch = [pending.popleft() for _ in range(len(pending))]
+                batch = self._take(len(self._pending))
                 self._busy = len(batch)
                 ticket = self._wanted_flush()
                 closing = self._closed
@@ -306,6 +309,7 @@ def main() -> None:
     db = Database(settings.effective_database_url)
     writer = TraceWriter(db, settings)
     writer.start()
+    max_chars = settings.gateway_content_max_chars
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     try:
         while True:
@@ -317,7 +321,6 @@ def main() -> None:
             if payload is None:
                 return
             if kind == SPANS:
-                max_chars = settings.gateway_content_max_chars
                 writer.submit([parse(line, max_chars) for line in payload.split(b"\n")])
             elif kind == FLUSH:
                 stdout.write(b"1\n" if writer.flush() else b"0\n")

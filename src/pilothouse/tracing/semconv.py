@@ -444,9 +444,10 @@ def _seconds_as_ms(value: Any) -> float | None:
     return seconds * 1000 if seconds is not None else None
 
 
+Plan = tuple[tuple[str, tuple[str, ...], Callable[[Any], Any]], ...]
 #: The columns read from well-known attributes: (column, keys, conversion), in the order they
 #: are filled; a column listed twice takes the second group only when the first gave nothing.
-_COLUMNS: tuple[tuple[str, tuple[str, ...], Callable[[Any], Any]], ...] = (
+_COLUMNS: Plan = (
     ("provider", PROVIDER_KEYS, _str),
     ("request_model", REQUEST_MODEL_KEYS, _str),
     ("response_model", RESPONSE_MODEL_KEYS, _str),
@@ -462,7 +463,6 @@ _COLUMNS: tuple[tuple[str, tuple[str, ...], Callable[[Any], Any]], ...] = (
     ("environment", ENVIRONMENT_KEYS, _str),
     ("release", RELEASE_KEYS, _str),
 )
-Plan = tuple[tuple[str, tuple[str, ...], Callable[[Any], Any]], ...]
 #: The columns each set of well-known attributes present can fill (spans of one
 #: instrumentation share a few such sets), so a span looks only at the columns it can fill.
 _plans: dict[frozenset[str], Plan] = {}

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from starlette.responses import Response
 
+from pilothouse.api.problems import validation_errors
 from pilothouse.errors import BadRequest, NotFound
 from pilothouse.evals.annotations import (
     ItemsAdd,
@@ -31,6 +32,7 @@ from pilothouse.evals.datasets import public_item
 from pilothouse.store import annotations as store
 from pilothouse.store import evals as eval_store
 from pilothouse.store import traces as trace_store
+from pilothouse.web.formats import plural
 from pilothouse.web.ui import Page
 
 #: Numeric criteria with at most this many whole values get one button per value.
@@ -108,9 +110,9 @@ def criterion(line: str) -> dict[str, Any]:
     kind, _, description = rest.partition(":")
     kind = kind.strip()
     config: dict[str, Any] = {"name": name.strip(), "description": description.strip()}
-    bounds = RANGE.fullmatch(kind)
     if not kind:
         raise ValueError("give a kind after the name: yes/no, 1-5, number or categories")
+    bounds = RANGE.fullmatch(kind)
     if kind.lower() in ("yes/no", "boolean"):
         config["type"] = "boolean"
     elif kind.lower() == "number":
@@ -145,9 +147,8 @@ def _valid(model: type[M], values: dict[str, Any]) -> M:
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        field = ".".join(str(part) for part in error["loc"])
-        raise BadRequest(f"{field}: {error['msg']}", param=field) from exc
+        error = validation_errors(exc.errors())[0]
+        raise BadRequest(f"{error['path']}: {error['reason']}", param=error["path"]) from exc
 
 
 def queues(page: Page) -> Response:
@@ -211,7 +212,7 @@ def add_items(page: Page) -> Response:
         if trace_id and trace_store.get_trace(conn, page.project_id, trace_id.lower()) is None:
             raise NotFound(f"trace {trace_id} not found")
         added = add_to_queue(conn, found, body)
-    done = f"Added {added} item{'s' if added != 1 else ''} to “{found['name']}”."
+    done = f"Added {plural(added, 'item')} to “{found['name']}”."
     if trace_id:
         if not added:
             done = f"This trace is already in “{found['name']}”."
