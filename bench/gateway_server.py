@@ -14,7 +14,6 @@ import uvicorn
 import yaml
 
 from pilothouse.app import create_app
-from pilothouse.protocol import HttpProtocol
 from pilothouse.runtime import Runtime
 from pilothouse.settings import load_settings
 
@@ -47,12 +46,13 @@ def main() -> None:
     runtime.bootstrap()
     key, _ = runtime.keys.create(1, "bench", ["gateway"], limits=LIMITS)
     (args.data_dir / "bench.key").write_text(key)
+    app = create_app(runtime)
     uvicorn.run(
-        create_app(runtime),
+        app,
         host="127.0.0.1",
         port=args.port,
         loop="uvloop",
-        http=HttpProtocol,  # as `pilothouse serve`
+        http=app.protocol(),  # as `pilothouse serve`
         access_log=False,
         log_level="warning",
         lifespan="on",

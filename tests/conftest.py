@@ -21,7 +21,7 @@ import sqlalchemy as sa
 import uvicorn
 from starlette.testclient import TestClient
 
-from pilothouse.app import create_app
+from pilothouse.app import HotPaths, create_app
 from pilothouse.runtime import Runtime
 from pilothouse.settings import Settings, load_settings
 
@@ -151,8 +151,15 @@ class LiveServer:
     def __init__(self, app: Any, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # Served as `pilothouse serve` serves it: the app's protocol, hot paths included.
+        protocol = app.protocol() if isinstance(app, HotPaths) else "auto"
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            http=protocol,
+            log_level="warning",
+            lifespan="on",
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from pilothouse import hookimpl
 from pilothouse.api.bodylimit import BodyLimit
-from pilothouse.app import create_app
+from pilothouse.app import HotPaths, create_app
 from pilothouse.plugins import make_plugin_manager
 from pilothouse.runtime import Runtime
 from tests.conftest import LiveServer, make_settings
@@ -25,8 +25,10 @@ from tests.conftest import LiveServer, make_settings
 
 def test_app_is_wrapped_in_the_body_limit(runtime: Runtime):
     app = create_app(runtime)
-    assert isinstance(app, BodyLimit)
-    assert app.max_bytes == runtime.settings.max_body_bytes
+    assert isinstance(app, HotPaths) and isinstance(app.app, BodyLimit)
+    assert app.app.max_bytes == app.max_body_bytes == runtime.settings.max_body_bytes
+    assert "/v1/chat/completions" in app.paths  # the gateway's, served on the short road
+    assert app.protocol().hot[b"/v1/chat/completions"] is app.paths["/v1/chat/completions"]
 
 
 def test_openapi_document_describes_problems(client: TestClient):

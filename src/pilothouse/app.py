@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,11 +13,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import pilothouse
 from pilothouse.api import create_api
 from pilothouse.api.bodylimit import BodyLimit
+from pilothouse.protocol import HttpProtocol, protocol_for
 from pilothouse.runtime import Runtime
 
 
-def create_app(runtime: Runtime) -> ASGIApp:
-    """The whole server: management API, plugin routes (gateway, ingestion, UI), body limit."""
+def create_app(runtime: Runtime) -> HotPaths:
+    """The whole server: management API, plugin routes (gateway, ingestion, UI), body limit.
+
+    Serve it with ``http=app.protocol()`` so that its hot paths take the short road.
+    """
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -35,21 +39,30 @@ def create_app(runtime: Runtime) -> ASGIApp:
     hot: dict[str, ASGIApp] = {}
     for paths in runtime.plugins.hook.asgi_hot_paths(runtime=runtime):
         hot.update(paths)
-    return BodyLimit(HotPaths(app, hot) if hot else app, runtime.settings.max_body_bytes)
+    return HotPaths(app, hot, runtime.settings.max_body_bytes)
 
 
 class HotPaths:
     """Sends requests for a few exact paths (the gateway's) straight to their app, skipping
-    the API's middleware and route matching; everything else goes to ``app``."""
+    the API's middleware and route matching; everything else goes to ``api``. Both sit behind
+    the body limit. Served with :meth:`protocol`, the hot paths skip uvicorn's request cycle
+    too (:mod:`pilothouse.protocol`)."""
 
-    def __init__(self, app: ASGIApp, paths: dict[str, ASGIApp]) -> None:
-        self.app = app
-        self.paths = paths
+    def __init__(self, api: ASGIApp, paths: Mapping[str, ASGIApp], max_body_bytes: int) -> None:
+        self.api = api
+        self.paths = dict(paths)
+        self.max_body_bytes = max_body_bytes
+        self.app = BodyLimit(api, max_body_bytes)
+        self._limited = {path: BodyLimit(hot, max_body_bytes) for path, hot in paths.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        target = self.paths.get(scope["path"], self.app) if scope["type"] == "http" else self.app
+        target = self._limited.get(scope["path"], self.app) if scope["type"] == "http" else self.app
         await target(scope, receive, send)
 
+    def protocol(self) -> type[HttpProtocol]:
+        """uvicorn's ``http`` class for this app (``uvicorn.run(app, http=app.protocol())``)."""
+        return protocol_for(self.paths, self.max_body_bytes)
+
     def __getattr__(self, name: str) -> Any:
-        # Otherwise it stands for the wrapped app (``.openapi()``, ``.router``, ``.state``).
-        return getattr(self.app, name)
+        # Otherwise it stands for the API app (``.openapi()``, ``.router``, ``.state``).
+        return getattr(self.api, name)

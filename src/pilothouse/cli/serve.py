@@ -52,7 +52,6 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
 
     from pilothouse import logs
     from pilothouse.app import create_app
-    from pilothouse.protocol import HttpProtocol
     from pilothouse.runtime import Runtime
     from pilothouse.store import migrate
 
@@ -87,12 +86,13 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     # turn a clean stop into exit status -15 (or a KeyboardInterrupt): let it land here.
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, lambda *_: None)
+    app = create_app(runtime)
     uvicorn.run(
-        create_app(runtime),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=log_config,
-        http=HttpProtocol,  # httptools, one socket write per answer
+        http=app.protocol(),  # httptools, one write per answer, hot paths on the short road
         access_log=False,
         timeout_graceful_shutdown=30,
         lifespan="on",

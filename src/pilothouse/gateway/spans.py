@@ -89,7 +89,7 @@ def facts(call: Call, *, capture: bool = True) -> list[Any]:
         api_key.id,
         call.headers.get("traceparent"),
         call.started_ns,
-        int(elapsed * 1e9),
+        round(elapsed * 1e9),
         call.operation,
         call.model,
         call.request_id,
