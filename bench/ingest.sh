@@ -8,7 +8,8 @@
 #
 # Usage: bench/ingest.sh [sqlite|postgres|both]   (env: SPANS=200000 BATCH=512 CONCURRENCY=4
 #        WORKERS=1 PG_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres SHARED=...)
-# WORKERS > 1 serves with that many processes (bench/ingest_server.py), each with its writer.
+# WORKERS > 1 serves with that many processes (bench/ingest_server.py), each with its writer and
+# its own SO_REUSEPORT socket, so the kernel spreads the connections over them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-$(cd .. && pwd)/shared/bench}
