@@ -36,8 +36,10 @@ def serve(port: int) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(("127.0.0.1", port))
+    app = create_app(Runtime(load_settings()))
     config = uvicorn.Config(
-        create_app(Runtime(load_settings())),
+        app,
+        http=app.protocol(),  # as `pilothouse serve` does
         access_log=False,
         log_level="warning",
         lifespan="on",
