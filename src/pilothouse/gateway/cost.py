@@ -9,6 +9,7 @@ package's own calculation.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -66,9 +67,23 @@ def _lookup(provider: str, model: str, day: date) -> Prices | None:
     return Prices(0.0, 0.0, tiered=(found_provider, model_info))
 
 
+_today: tuple[float, date] = (0.0, date.min)  # (when the UTC day ends, the day)
+
+
+def _utc_today() -> date:
+    """Today's UTC date, recomputed only when the day changes."""
+    global _today
+    now = time.time()
+    if now < _today[0]:
+        return _today[1]
+    day = datetime.fromtimestamp(now, UTC).date()
+    _today = ((now // 86_400 + 1) * 86_400, day)
+    return day
+
+
 def table_prices(provider: str, model: str, today: date | None = None) -> Prices | None:
     """The table's prices of ``model`` at ``provider`` (memoized), or None if unknown."""
-    day = today or datetime.now(UTC).date()
+    day = today or _utc_today()
     key = (provider, model, day)
     try:
         return _table[key]

@@ -185,16 +185,28 @@ def _state(call: Call) -> tuple[Guardrails, Vaults]:
 
 
 @hookimpl(trylast=True)
-async def gateway_request(call: Call) -> None:
+def gateway_request(call: Call) -> Awaitable[None] | None:
     """Input/context checks after other plugins (e.g. prompt rendering) shaped the body.
 
     A coroutine, so the gateway runs it after awaiting the other plugins' coroutines (and a
-    block never leaves theirs un-awaited).
+    block never leaves theirs un-awaited); None when no policy can apply to the call.
     """
+    call.metadata.pop("guardrails", None)  # a client's metadata must not pose as ours
+    guard, _ = _state(call)
+    if not (
+        guard.attached
+        or guard.gateway_policy
+        or call.api_key.limits.get("guardrail_policy")
+        or call.runtime.settings.guardrails_gateway_policy
+    ):
+        return None  # select_policy would find none
+    return _check_request(call)
+
+
+async def _check_request(call: Call) -> None:
     guard, vaults = _state(call)
     policy = select_policy(guard, call, call.runtime.settings.guardrails_gateway_policy)
     if policy is None:
-        call.metadata.pop("guardrails", None)  # a client's metadata must not pose as ours
         return
     call.metadata["guardrails"] = {"policy": policy.name, "decisions": []}
     check_request(guard, policy, call, vaults)
