@@ -13,8 +13,10 @@ from pilothouse.gateway.app import DirectHook
 from pilothouse.plugins import make_plugin_manager
 
 
-def _plugin(name: str, answer: Any, **opts: Any) -> SimpleNamespace:
-    @hookimpl(**opts)
+def _plugin(
+    name: str, answer: Any, tryfirst: bool = False, trylast: bool = False
+) -> SimpleNamespace:
+    @hookimpl(tryfirst=tryfirst, trylast=trylast)
     def gateway_request(call: Any) -> Any:
         call.append(name)
         return answer
