@@ -132,7 +132,7 @@ def format_reset(seconds: float) -> str:
     return text
 
 
-@dataclass
+@dataclass(slots=True)
 class Usage:
     """Where one rate limit of one subject stands after an admission (for the headers)."""
 
@@ -161,6 +161,13 @@ def rate_headers(requests: Usage | None, tokens: Usage | None) -> dict[str, str]
         out[f"x-ratelimit-remaining-{name}"] = str(max(0, usage.remaining))
         out[f"x-ratelimit-reset-{name}"] = format_reset(usage.reset)
     return out
+
+
+def tighter(a: Usage | None, b: Usage) -> Usage:
+    """The usage with fewer remaining (on a tie, the later reset): what to pace on."""
+    if a is None or (b.remaining, -b.reset) < (a.remaining, -a.reset):
+        return b
+    return a
 
 
 def tightest(usages: Sequence[Usage | None]) -> Usage | None:
@@ -233,25 +240,17 @@ class Limiter(Protocol):
         ...
 
 
-@dataclass
-class _Gcra:
-    """The outcome of a GCRA check: new arrival time if admitted, else when to retry."""
-
-    allowed: bool
-    new_tat: float
-    retry_after: float
-
-
-def gcra(tat: float, now: float, cost: float, limit: int) -> _Gcra:
-    """Check ``cost`` units against ``limit`` per :data:`WINDOW`, burst of the whole limit."""
+def gcra(tat: float, now: float, cost: float, limit: int) -> tuple[float, float]:
+    """Check ``cost`` units against ``limit`` per :data:`WINDOW`, burst of the whole limit:
+    ``(new arrival time, 0.0)`` when admitted, else ``(tat, seconds to wait)``."""
     if limit <= 0:
-        return _Gcra(False, tat, WINDOW)
+        return tat, WINDOW
     interval = WINDOW / limit
-    new_tat = max(tat, now) + cost * interval
+    new_tat = (tat if tat > now else now) + cost * interval
     # Half an interval of slack absorbs float rounding without admitting one more unit.
     if new_tat - now <= WINDOW + interval / 2:
-        return _Gcra(True, new_tat, 0.0)
-    return _Gcra(False, tat, new_tat - WINDOW - now)
+        return new_tat, 0.0
+    return tat, new_tat - WINDOW - now
 
 
 def gcra_usage(tat: float, now: float, limit: int) -> Usage:
@@ -265,7 +264,7 @@ def gcra_usage(tat: float, now: float, limit: int) -> Usage:
 
 def clamp_tokens(estimated: int, tpm: int) -> int:
     """A request larger than the whole per-minute budget waits for a full bucket, not forever."""
-    return min(max(0, estimated), tpm)
+    return 0 if estimated < 0 else estimated if estimated < tpm else tpm
 
 
 def budget_error(
@@ -307,9 +306,10 @@ class MemoryLimiter:
         self, checks: Sequence[tuple[str, LimitPolicy]], estimated_tokens: int
     ) -> Admission:
         now = self.clock()
-        plans: list[tuple[str, LimitPolicy, _Gcra | None, _Gcra | None]] = []
-        request_usages: list[Usage | None] = []
-        token_usages: list[Usage | None] = []
+        # (subject, policy, new request TAT, new token TAT): charged once every subject admits
+        plans: list[tuple[str, LimitPolicy, float | None, float | None]] = []
+        requests: Usage | None = None  # the tightest of each, for the headers
+        tokens: Usage | None = None
         for subject, policy in checks:
             if policy.unlimited:
                 continue
@@ -317,43 +317,43 @@ class MemoryLimiter:
                 spent = self.ledger.spent(subject, period) if self.ledger else 0.0
                 if spent >= budget:
                     raise budget_error(subject, period, budget, spent, now)
-            running = self._running.get(subject, 0)
-            if policy.max_concurrent is not None and running >= policy.max_concurrent:
-                raise rate_error(subject, "concurrent requests", policy.max_concurrent, 1.0, {})
-            requests = tokens = None
-            if policy.rpm is not None:
+            cap = policy.max_concurrent
+            if cap is not None and self._running.get(subject, 0) >= cap:
+                raise rate_error(subject, "concurrent requests", cap, 1.0, {})
+            request_tat = token_tat = None
+            rpm, tpm = policy.rpm, policy.tpm
+            if rpm is not None:
                 tat = self._request_tat.get(subject, now)
-                requests = gcra(tat, now, 1, policy.rpm)
-                if not requests.allowed:
-                    headers = rate_headers(gcra_usage(tat, now, policy.rpm), None)
-                    raise rate_error(subject, "requests", policy.rpm, requests.retry_after, headers)
-                request_usages.append(gcra_usage(requests.new_tat, now, policy.rpm))
-            if policy.tpm is not None:
+                request_tat, wait = gcra(tat, now, 1, rpm)
+                if wait:
+                    headers = rate_headers(gcra_usage(tat, now, rpm), None)
+                    raise rate_error(subject, "requests", rpm, wait, headers)
+                requests = tighter(requests, gcra_usage(request_tat, now, rpm))
+            if tpm is not None:
                 tat = self._token_tat.get(subject, now)
-                cost = clamp_tokens(estimated_tokens, policy.tpm)
-                tokens = gcra(tat, now, cost, policy.tpm)
-                if not tokens.allowed:
-                    headers = rate_headers(None, gcra_usage(tat, now, policy.tpm))
-                    raise rate_error(subject, "tokens", policy.tpm, tokens.retry_after, headers)
-                token_usages.append(gcra_usage(tokens.new_tat, now, policy.tpm))
-            plans.append((subject, policy, requests, tokens))
+                token_tat, wait = gcra(tat, now, clamp_tokens(estimated_tokens, tpm), tpm)
+                if wait:
+                    headers = rate_headers(None, gcra_usage(tat, now, tpm))
+                    raise rate_error(subject, "tokens", tpm, wait, headers)
+                tokens = tighter(tokens, gcra_usage(token_tat, now, tpm))
+            plans.append((subject, policy, request_tat, token_tat))
         # Every subject admits the request: only now charge them all.
         held: list[str] = []
-        for subject, policy, requests, tokens in plans:
-            if requests is not None:
-                self._request_tat[subject] = requests.new_tat
-            if tokens is not None:
-                self._token_tat[subject] = tokens.new_tat
+        for subject, policy, request_tat, token_tat in plans:
+            if request_tat is not None:
+                self._request_tat[subject] = request_tat
+            if token_tat is not None:
+                self._token_tat[subject] = token_tat
             if policy.max_concurrent is not None:
                 self._running[subject] = self._running.get(subject, 0) + 1
                 held.append(subject)
         admission = Admission(
             subjects=checks if type(checks) is tuple else tuple(checks),
             estimated_tokens=estimated_tokens,
-            headers=rate_headers(tightest(request_usages), tightest(token_usages)),
+            headers=rate_headers(requests, tokens),
         )
         if held:
-            admission._release = lambda: self._free(held)
+            admission._release = functools.partial(self._free, held)
         return admission
 
     def _free(self, subjects: list[str]) -> None:
