@@ -302,43 +302,41 @@ class Accounting:
 
     # --- after the call -------------------------------------------------------------------
 
-    def price(self, call: Call) -> float | None:
+    def price(self, call: Call, input_tokens: int, output_tokens: int) -> float | None:
         deployment = call.deployment
         if call.cache_hit or deployment is None:
             return 0.0 if call.cache_hit else None
         return costs.price(
-            deployment.provider,
-            deployment.model,
-            call.input_tokens or 0,
-            call.output_tokens or 0,
-            deployment.price,
+            deployment.provider, deployment.model, input_tokens, output_tokens, deployment.price
         )
 
     async def settle(self, call: Call, admission: Admission) -> None:
         """Charge real tokens and cost, free the concurrency slot, count the metrics."""
+        input_tokens, output_tokens = call.input_tokens, call.output_tokens
         try:
             if call.cost_usd is None:
-                call.cost_usd = self.price(call)
-            input_tokens = call.input_tokens or 0
-            output_tokens = call.output_tokens or 0
+                call.cost_usd = self.price(call, input_tokens or 0, output_tokens or 0)
             await self.limiter.settle(
                 admission,
-                input_tokens + output_tokens,
+                (input_tokens or 0) + (output_tokens or 0),
                 call.cost_usd or 0.0,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
+                input_tokens=input_tokens or 0,
+                output_tokens=output_tokens or 0,
             )
         except Exception:  # noqa: BLE001 - the answer is already out; never fail it here
             self._warn("settle", f"settling gateway call {call.request_id} failed")
         finally:
             admission.release()
-            self.observe(call, routed=True)
+            self.observe(call, True, input_tokens, output_tokens)
 
     def observe_failure(self, call: Call) -> None:
         """Count a request that ended before admission (auth, validation, limits)."""
-        self.observe(call, routed=isinstance(call.error, RateLimited))
+        routed = isinstance(call.error, RateLimited)
+        self.observe(call, routed, call.input_tokens, call.output_tokens)
 
-    def observe(self, call: Call, routed: bool) -> None:
+    def observe(
+        self, call: Call, routed: bool, input_tokens: int | None, output_tokens: int | None
+    ) -> None:
         error = call.error
         status_code = error.status if error is not None else 200
         if call.status == "cancelled":
@@ -348,9 +346,9 @@ class Accounting:
         ttft = tpot = None
         if call.stream and call.first_token_s is not None and not call.cache_hit:
             ttft = call.first_token_s
-            output_tokens = call.output_tokens or call.output_chunks
-            if output_tokens > 1:
-                tpot = max(0.0, latency - ttft) / (output_tokens - 1)
+            produced = output_tokens or call.output_chunks
+            if produced > 1:
+                tpot = max(0.0, latency - ttft) / (produced - 1)
         self.metrics.observe_request(
             model=call.model if routed and call.model else "-",
             deployment=call.deployment.id if call.deployment is not None else "-",
@@ -359,8 +357,8 @@ class Accounting:
             ttft_s=ttft,
             tpot_s=tpot,
             overhead_s=max(0.0, latency - call.upstream_s),
-            input_tokens=call.input_tokens,
-            output_tokens=call.output_tokens,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
             cost_usd=call.cost_usd,
             error_code=error.code if error is not None else None,
         )

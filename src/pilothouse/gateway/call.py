@@ -60,12 +60,20 @@ class Call:
 
     @property
     def input_tokens(self) -> int | None:
-        usage = self.usage or {}
-        value = usage.get("prompt_tokens", usage.get("input_tokens"))
+        usage = self.usage
+        if not usage:
+            return None
+        value = usage.get("prompt_tokens")
+        if value is None:
+            value = usage.get("input_tokens")
         return value if isinstance(value, int) else None
 
     @property
     def output_tokens(self) -> int | None:
-        usage = self.usage or {}
-        value = usage.get("completion_tokens", usage.get("output_tokens"))
+        usage = self.usage
+        if not usage:
+            return None
+        value = usage.get("completion_tokens")
+        if value is None:
+            value = usage.get("output_tokens")
         return value if isinstance(value, int) else None

@@ -8,6 +8,8 @@ competes for the one GIL the event loop needs. With ``tracing_writer_process`` o
 thread sends them in batches through a pipe, and a child process (``python -m
 pilothouse.tracing.process``) runs an ordinary :class:`TraceWriter` on them, with its buffer,
 spill files and replay. Acknowledged writes (OTLP ingestion) stay in the server's process.
+The child runs at a lower priority (:data:`NICENESS`): on busy cores the request path comes
+first and the spans wait.
 
 Nothing is dropped: beyond ``tracing_buffer_spans`` waiting spans (a stuck child) the oldest
 are appended to ``<data_dir>/spill/*.jsonl``, the same files the writer replays; a batch the
@@ -49,6 +51,8 @@ SETTINGS_ENV = "PILOTHOUSE_WRITER_PROCESS_SETTINGS"
 #: Seconds the feeder waits to gather a batch before sending.
 LINGER = 0.02
 FRAME = struct.Struct("!cI")
+#: How much the child lowers its scheduling priority (``nice``): the request path comes first.
+NICENESS = 10
 SPANS, FLUSH = b"S", b"F"
 
 
@@ -304,6 +308,9 @@ def main() -> None:
     # server to commit what it was sent, and it stops when the server closes its stdin.
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, signal.SIG_IGN)
+    # Background work: when the cores are busy, serving requests comes first. Spans wait in
+    # the pipe and the server's bounded buffer (spilled to disk beyond it), never dropped.
+    os.nice(NICENESS)
     settings = load_settings(orjson.loads(os.environ[SETTINGS_ENV]), environ={})
     logs.configure(settings.log_level, settings.log_format)
     db = Database(settings.effective_database_url)
