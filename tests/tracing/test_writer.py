@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import secrets
 import threading
 import time
@@ -16,9 +17,10 @@ import sqlalchemy as sa
 from pilothouse.errors import BadRequest, Unavailable
 from pilothouse.runtime import Runtime
 from pilothouse.settings import Settings
-from pilothouse.store import Database, migrate
+from pilothouse.store import Database, migrate, trace_writes
 from pilothouse.store import traces as store
 from pilothouse.store.types import utcnow
+from pilothouse.tracing import batch
 from pilothouse.tracing.batch import CHECKPOINT_SPANS, SpanStore
 from pilothouse.tracing.model import Span
 from pilothouse.tracing.writelock import WriteLock
@@ -331,25 +333,80 @@ def test_writers_of_one_sqlite_file_take_turns_on_its_lock_file(tmp_path: Path):
         db.close()
 
 
-def test_sqlite_batches_checkpoint_the_wal_after_the_write_lock(tmp_path: Path):
+def test_sqlite_batches_sync_the_wal_and_checkpoint_it_after_the_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     db = Database(f"sqlite:///{tmp_path}/p.db")
     migrate.upgrade(db)
     with db.engine.connect() as conn:  # everything so far in the database file itself
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     span_store = SpanStore(db)
     file_size = Path(f"{tmp_path}/p.db").stat().st_size
+    in_batch: list[tuple[int, int]] = []
+    upsert_rollups = trace_writes.upsert_rollups
+
+    def spy(conn: sa.Connection, rows: list[tuple[object, ...]]) -> None:
+        sync = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+        auto = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+        in_batch.append((sync, auto))
+        upsert_rollups(conn, rows)
+
+    monkeypatch.setattr(trace_writes, "upsert_rollups", spy)
 
     def checkpointed() -> bool:
         return Path(f"{tmp_path}/p.db").stat().st_size > file_size
 
     try:
         span_store.write(spans(CHECKPOINT_SPANS - 1))
-        assert not checkpointed()  # the commit itself did not checkpoint: it stays in the WAL
+        assert in_batch == [(2, 0)]  # FULL: the commit syncs the WAL; no checkpoint in it
+        assert not span_store.checkpoint_if_due()  # not due yet
         span_store.write(spans(1))
+        assert not checkpointed()  # the commit itself did not checkpoint: it stays in the WAL
+        assert span_store.checkpoint_if_due()
         assert checkpointed()
+        assert not span_store.checkpoint_if_due()
         assert stored(db) == CHECKPOINT_SPANS
-        with db.engine.connect() as conn:  # the pooled connection checkpoints on its own again
+        with db.engine.connect() as conn:  # the pooled connection is back to the engine's
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
             assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+    finally:
+        span_store.close()
+        db.close()
+
+
+def test_a_long_wal_is_checkpointed_again_under_the_write_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    db = Database(f"sqlite:///{tmp_path}/p.db")
+    migrate.upgrade(db)
+    span_store = SpanStore(db)
+    checkpoint = trace_writes.checkpoint
+    lock_free: list[bool] = []
+
+    def spy(conn: sa.Connection) -> tuple[int, int]:
+        with open(f"{tmp_path}/p.db.write-lock", "a") as f:  # another process's writer
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(f, fcntl.LOCK_UN)
+                lock_free.append(True)
+            except BlockingIOError:
+                lock_free.append(False)
+        return checkpoint(conn)
+
+    monkeypatch.setattr(trace_writes, "checkpoint", spy)
+    try:
+        span_store.write(spans(CHECKPOINT_SPANS))
+        assert span_store.checkpoint_if_due()
+        assert lock_free == [True]  # a short WAL: one pass, writers go on
+        monkeypatch.setattr(batch, "WAL_RESTART_FRAMES", 10)
+        span_store.write(spans(CHECKPOINT_SPANS))
+        assert span_store.checkpoint_if_due()
+        assert lock_free == [True, True, False]  # then what they added, with writers held off
+        span_store.write(spans(1))
+        with db.engine.connect() as conn:
+            in_wal, _ = checkpoint(conn)
+        assert in_wal < 50  # the next transaction wrote the WAL from its start again
+        assert stored(db) == 2 * CHECKPOINT_SPANS + 1
     finally:
         span_store.close()
         db.close()

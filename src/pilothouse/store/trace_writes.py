@@ -60,16 +60,30 @@ def _least(conn: Connection) -> tuple[str, str]:
 # --- writes (the ingestion hot path) --------------------------------------------------------
 
 
-def set_autocheckpoint(conn: Connection, on: bool) -> None:
-    """SQLite: turn the connection's automatic WAL checkpoint (in its commits) off or back on
-    (SQLite's default threshold, 1,000 pages)."""
-    _driver_execute(conn, f"PRAGMA wal_autocheckpoint={1000 if on else 0}")
+def set_batch_pragmas(conn: Connection, on: bool) -> None:
+    """SQLite: set the connection up for trace batches (``on``) or back to the engine's
+    settings: in a batch its commits sync the WAL (``synchronous=FULL``) and never checkpoint
+    (``wal_autocheckpoint=0``); otherwise ``NORMAL`` and SQLite's default threshold of 1,000
+    pages."""
+    _driver_execute(conn, f"PRAGMA synchronous={'FULL' if on else 'NORMAL'}")
+    _driver_execute(conn, f"PRAGMA wal_autocheckpoint={0 if on else 1000}")
 
 
-def checkpoint(conn: Connection) -> None:
+def checkpoint(conn: Connection) -> tuple[int, int]:
     """SQLite: copy what the WAL holds into the database file without waiting for readers
-    (``PASSIVE``); ``conn`` must not be in a transaction."""
-    _driver_execute(conn, "PRAGMA wal_checkpoint(PASSIVE)")
+    (``PASSIVE``); returns the frames in the WAL and how many of them are in the database
+    now (none when another connection was checkpointing). ``conn`` must not be in a
+    transaction."""
+    sql = "PRAGMA wal_checkpoint(PASSIVE)"
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with _driver_errors(conn, sql):
+        cursor = driver.execute(sql)
+        try:
+            _busy, frames, copied = cursor.fetchall()[0]
+        finally:
+            cursor.close()  # a statement left open would keep a read lock on the WAL
+    return int(frames), int(copied)
 
 
 def _driver_execute(conn: Connection, sql: str) -> None:

@@ -286,6 +286,7 @@ class TraceWriter:
                 with self._cond:
                     self._busy = 0
                     self._cond.notify_all()
+            self._checkpoint()  # after the acknowledgements: see SpanStore.checkpoint_if_due
             with self._cond:
                 idle = not self._acked and not self._buffer
             if idle:
@@ -377,7 +378,14 @@ class TraceWriter:
             path.unlink(missing_ok=True)
             self.stats["replayed"] += len(spans)
             replayed += len(spans)
+            self._checkpoint()
         return replayed
+
+    def _checkpoint(self) -> None:
+        try:
+            self._spans.checkpoint_if_due()
+        except SQLAlchemyError as exc:  # committed all the same; the next one copies the WAL
+            log.warning("WAL checkpoint failed: %s", exc)
 
 
 def _is_bad_data(exc: BaseException) -> bool:
