@@ -14,7 +14,7 @@ import math
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
@@ -146,8 +146,31 @@ class Connection(asyncio.Protocol):
             timer.cancel()
             self.waiter = None
 
-    def headers(self) -> dict[str, str]:
-        return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in self.header_list}
+    def headers(self) -> Mapping[str, str]:
+        return _Headers(self.header_list)
+
+
+class _Headers(Mapping[str, str]):
+    """An answer's headers, decoded only if someone reads them (providers rarely do)."""
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+        self._decoded: dict[str, str] | None = None
+
+    def _dict(self) -> dict[str, str]:
+        if self._decoded is None:
+            raw = self._raw
+            self._decoded = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
+        return self._decoded
+
+    def __getitem__(self, name: str) -> str:
+        return self._dict()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
 
 
 class _Stream:
