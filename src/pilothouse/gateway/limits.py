@@ -152,14 +152,25 @@ class RateLimitReached(RateLimited):
         return {**self._limit_headers, **super().headers()}
 
 
+_RATE_HEADERS = {
+    name: (
+        f"x-ratelimit-limit-{name}",
+        f"x-ratelimit-remaining-{name}",
+        f"x-ratelimit-reset-{name}",
+    )
+    for name in ("requests", "tokens")
+}
+
+
 def rate_headers(requests: Usage | None, tokens: Usage | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, usage in (("requests", requests), ("tokens", tokens)):
         if usage is None:
             continue
-        out[f"x-ratelimit-limit-{name}"] = str(usage.limit)
-        out[f"x-ratelimit-remaining-{name}"] = str(max(0, usage.remaining))
-        out[f"x-ratelimit-reset-{name}"] = format_reset(usage.reset)
+        limit, remaining, reset = _RATE_HEADERS[name]
+        out[limit] = str(usage.limit)
+        out[remaining] = str(usage.remaining) if usage.remaining > 0 else "0"
+        out[reset] = format_reset(usage.reset)
     return out
 
 
