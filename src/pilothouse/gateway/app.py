@@ -133,6 +133,7 @@ class GatewayApp:
         self.hooks = runtime.plugins.hook
         self.on_request = DirectHook(self.hooks.gateway_request)
         self.on_response = DirectHook(self.hooks.gateway_response)
+        self._review: tuple[list[HookImpl] | None, HookCaller | None] = (None, None)
         # Model routes are model_call with its operation bound: no coroutine of their own.
         self.chat = self._model_route("chat", schema.check_chat)
         self.routes: dict[str, tuple[str, Handler]] = {
@@ -441,14 +442,19 @@ class GatewayApp:
             await self.extras.store(call, response)
 
     def stream_review(self) -> HookCaller | None:
-        """The ``gateway_response`` hooks that want streamed answers (None: no hook does)."""
+        """The ``gateway_response`` hooks that want streamed answers (None: no hook does);
+        worked out again only when the plugin set changed."""
         impls = self.hooks.gateway_response.get_hookimpls()
+        if impls == self._review[0]:
+            return self._review[1]
         skipped = [impl.plugin for impl in impls if getattr(impl.function, SKIP_STREAMS, False)]
-        if len(skipped) == len(impls):
-            return None
+        review: HookCaller | None = None
         if not skipped:
-            return self.hooks.gateway_response
-        return self.runtime.plugins.subset_hook_caller("gateway_response", skipped)
+            review = self.hooks.gateway_response
+        elif len(skipped) < len(impls):
+            review = self.runtime.plugins.subset_hook_caller("gateway_response", skipped)
+        self._review = (impls, review)
+        return review
 
 
 def _str(value: Any) -> str | None:
