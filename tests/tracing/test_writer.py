@@ -333,7 +333,18 @@ def test_writers_of_one_sqlite_file_take_turns_on_its_lock_file(tmp_path: Path):
         db.close()
 
 
-def test_sqlite_batches_sync_the_wal_and_checkpoint_it_after_the_commit(
+def lock_is_free(tmp_path: Path) -> bool:
+    """Whether another process's writer could take the SQLite write lock now."""
+    with open(f"{tmp_path}/p.db.write-lock", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return True
+
+
+def test_sqlite_batches_sync_the_wal_and_checkpoint_it_after_the_write_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     db = Database(f"sqlite:///{tmp_path}/p.db")
@@ -342,23 +353,27 @@ def test_sqlite_batches_sync_the_wal_and_checkpoint_it_after_the_commit(
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     span_store = SpanStore(db)
     file_size = Path(f"{tmp_path}/p.db").stat().st_size
-    in_batch: list[tuple[int, int]] = []
-    upsert_rollups = trace_writes.upsert_rollups
+    events: list[object] = []
+    upsert_rollups, sync_wal = trace_writes.upsert_rollups, trace_writes.sync_wal
 
-    def spy(conn: sa.Connection, rows: list[tuple[object, ...]]) -> None:
-        sync = conn.exec_driver_sql("PRAGMA synchronous").scalar()
-        auto = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
-        in_batch.append((sync, auto))
+    def in_batch(conn: sa.Connection, rows: list[tuple[object, ...]]) -> None:
+        events.append(conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar())
         upsert_rollups(conn, rows)
 
-    monkeypatch.setattr(trace_writes, "upsert_rollups", spy)
+    def synced(conn: sa.Connection) -> None:
+        events.append(("synced, lock free:", lock_is_free(tmp_path)))
+        sync_wal(conn)
+
+    monkeypatch.setattr(trace_writes, "upsert_rollups", in_batch)
+    monkeypatch.setattr(trace_writes, "sync_wal", synced)
 
     def checkpointed() -> bool:
         return Path(f"{tmp_path}/p.db").stat().st_size > file_size
 
     try:
         span_store.write(spans(CHECKPOINT_SPANS - 1))
-        assert in_batch == [(2, 0)]  # FULL: the commit syncs the WAL; no checkpoint in it
+        # no checkpoint in the commit; the WAL synced after the lock, before write returns
+        assert events == [0, ("synced, lock free:", True)]
         assert not span_store.checkpoint_if_due()  # not due yet
         span_store.write(spans(1))
         assert not checkpointed()  # the commit itself did not checkpoint: it stays in the WAL
@@ -366,8 +381,7 @@ def test_sqlite_batches_sync_the_wal_and_checkpoint_it_after_the_commit(
         assert checkpointed()
         assert not span_store.checkpoint_if_due()
         assert stored(db) == CHECKPOINT_SPANS
-        with db.engine.connect() as conn:  # the pooled connection is back to the engine's
-            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+        with db.engine.connect() as conn:  # the pooled connection checkpoints on its own again
             assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
     finally:
         span_store.close()
@@ -384,13 +398,7 @@ def test_a_long_wal_is_checkpointed_again_under_the_write_lock(
     lock_free: list[bool] = []
 
     def spy(conn: sa.Connection) -> tuple[int, int]:
-        with open(f"{tmp_path}/p.db.write-lock", "a") as f:  # another process's writer
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                fcntl.flock(f, fcntl.LOCK_UN)
-                lock_free.append(True)
-            except BlockingIOError:
-                lock_free.append(False)
+        lock_free.append(lock_is_free(tmp_path))
         return checkpoint(conn)
 
     monkeypatch.setattr(trace_writes, "checkpoint", spy)

@@ -9,6 +9,7 @@ table and one ``INSERT ... SELECT ... ON CONFLICT`` per table and batch.
 from __future__ import annotations
 
 import operator
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -60,13 +61,31 @@ def _least(conn: Connection) -> tuple[str, str]:
 # --- writes (the ingestion hot path) --------------------------------------------------------
 
 
-def set_batch_pragmas(conn: Connection, on: bool) -> None:
-    """SQLite: set the connection up for trace batches (``on``) or back to the engine's
-    settings: in a batch its commits sync the WAL (``synchronous=FULL``) and never checkpoint
-    (``wal_autocheckpoint=0``); otherwise ``NORMAL`` and SQLite's default threshold of 1,000
-    pages."""
-    _driver_execute(conn, f"PRAGMA synchronous={'FULL' if on else 'NORMAL'}")
-    _driver_execute(conn, f"PRAGMA wal_autocheckpoint={0 if on else 1000}")
+def set_autocheckpoint(conn: Connection, on: bool) -> None:
+    """SQLite: turn the connection's automatic WAL checkpoint (in its commits) off or back on
+    (SQLite's default threshold, 1,000 pages)."""
+    _driver_execute(conn, f"PRAGMA wal_autocheckpoint={1000 if on else 0}")
+
+
+def sync_wal(conn: Connection) -> None:
+    """SQLite: flush the database's WAL to disk (``fdatasync``), what a commit does with
+    ``synchronous=FULL``, but outside the write transaction (and the writers' lock).
+
+    It makes every transaction committed so far survive a power loss: their frames are in the
+    WAL, or a checkpoint already copied them into the database file and synced it (SQLite
+    writes over WAL frames only after that). ``conn`` is open, so the WAL file is the one its
+    path names (SQLite deletes it only when the last connection closes)."""
+    database = conn.engine.url.database
+    if not database or database == ":memory:":
+        return
+    try:
+        fd = os.open(f"{database}-wal", os.O_RDONLY)
+    except FileNotFoundError:  # not in WAL mode: its commits synced the database themselves
+        return
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
 
 
 def checkpoint(conn: Connection) -> tuple[int, int]:

@@ -85,7 +85,7 @@ class Batch:
 
 
 #: Spans a store commits between two WAL checkpoints (SQLite). The checkpoint only keeps the
-#: WAL from growing: every commit of a batch has synced the WAL already.
+#: WAL from growing: the WAL was synced after every batch already.
 CHECKPOINT_SPANS = 5_000
 #: WAL frames (pages) beyond which a checkpoint finishes under the write lock, so that the next
 #: transaction writes the WAL from its start again instead of growing it (about 200 MB).
@@ -108,7 +108,7 @@ class SpanStore:
         sqlite = self.db.dialect == "sqlite"
         with self.db.engine.connect() as conn:
             if sqlite:
-                store.set_batch_pragmas(conn, True)
+                store.set_autocheckpoint(conn, False)
             try:
                 with self._lock.hold(), self.db.write(conn):
                     savepoint = conn.begin_nested()
@@ -122,23 +122,24 @@ class SpanStore:
                     store.upsert_rollups(conn, batch.rollups)
             finally:
                 if sqlite:  # the pooled connection serves other writers too
-                    store.set_batch_pragmas(conn, False)
-        if sqlite:
-            self._uncheckpointed += len(batch.params)
+                    store.set_autocheckpoint(conn, True)
+            if sqlite:
+                store.sync_wal(conn)  # outside the lock, before the spans are acknowledged
+                self._uncheckpointed += len(batch.params)
         return len(batch.params)
 
     def checkpoint_if_due(self) -> bool:
         """SQLite: copy the WAL into the database file once :data:`CHECKPOINT_SPANS` spans were
         committed since the last time; returns whether it did.
 
-        :meth:`write` commits without checkpointing, and with ``synchronous=FULL``: the commit
-        syncs the WAL (under 1 ms here), so a batch survives a power loss once committed and
-        its exporters can be answered at once. SQLite's automatic checkpoint instead ran in
-        nearly every commit (a trace batch dirties index pages all over the file, since trace
-        ids are random, and outgrew its 1,000-page threshold): it copied the WAL and synced
-        the database while the other processes' writers queued on the write lock. The writer
-        calls this after releasing the lock and acknowledging the batch; copying the pages of
-        ten times as many spans at once copies a page that several batches changed only once.
+        :meth:`write` commits without checkpointing, then syncs the WAL itself once the write
+        lock is released (what ``synchronous=FULL`` would do inside it, under 1 ms here), so a
+        batch survives a power loss before its exporters are answered. SQLite's automatic
+        checkpoint instead ran in nearly every commit (a trace batch dirties index pages all
+        over the file, since trace ids are random, and outgrew its 1,000-page threshold): it
+        copied the WAL and synced the database while the other processes' writers queued on
+        the write lock. The writer calls this after acknowledging the batch; copying the pages
+        of ten times as many spans at once copies a page that several batches changed once.
         """
         if self._uncheckpointed < CHECKPOINT_SPANS:
             return False
