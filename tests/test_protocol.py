@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -12,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pilothouse.api.bodylimit import BodyLimit
 from pilothouse.errors import PayloadTooLarge
@@ -97,15 +98,14 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 HOT = ("/json", "/stream", "/boom", "/inject", "/wait", "/big")
 
 
-@pytest.fixture(params=["uvicorn", "hot"])
-def server(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The protocol with no hot path, and with every test path hot (64-byte body limit)."""
+@contextlib.contextmanager
+def serving(asgi: ASGIApp, http: type[HttpProtocol]) -> Iterator[str]:
+    """``asgi`` served by uvicorn with the ``http`` protocol on a free port."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    http = HttpProtocol if request.param == "uvicorn" else protocol_for(dict.fromkeys(HOT, app), 64)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, http=http, log_level="warning", lifespan="off"
+        asgi, host="127.0.0.1", port=port, http=http, log_level="critical", lifespan="off"
     )
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -113,9 +113,18 @@ def server(request: pytest.FixtureRequest) -> Iterator[str]:
     deadline = time.monotonic() + 10
     while not srv.started and time.monotonic() < deadline:
         time.sleep(0.01)
+    SEEN.clear()
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture(params=["uvicorn", "hot"])
+def server(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The protocol with no hot path, and with every test path hot (64-byte body limit)."""
+    http = HttpProtocol if request.param == "uvicorn" else protocol_for(dict.fromkeys(HOT, app), 64)
+    with serving(app, http) as url:
+        yield url
 
 
 def test_answers_and_streams_over_one_kept_alive_connection(server: str):
@@ -133,29 +142,10 @@ def test_answers_and_streams_over_one_kept_alive_connection(server: str):
 
 @pytest.fixture
 def hot() -> Iterator[str]:
-    """Only the short road: every test path hot, bodies up to 64 bytes."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    http = protocol_for(dict.fromkeys(HOT, app), 64)
-    config = uvicorn.Config(  # uvicorn's road behind the same limit, as in the server
-        BodyLimit(app, 64),
-        host="127.0.0.1",
-        port=port,
-        http=http,
-        log_level="critical",
-        lifespan="off",
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    SEEN.clear()
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    """Only the short road: every test path hot, bodies up to 64 bytes; uvicorn's road
+    behind the same limit, as in the server."""
+    with serving(BodyLimit(app, 64), protocol_for(dict.fromkeys(HOT, app), 64)) as url:
+        yield url
 
 
 def test_a_hot_request_gets_its_whole_body_in_one_receive(hot: str):

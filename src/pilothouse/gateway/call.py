@@ -60,20 +60,18 @@ class Call:
 
     @property
     def input_tokens(self) -> int | None:
-        usage = self.usage
-        if not usage:
-            return None
-        value = usage.get("prompt_tokens")
-        if value is None:
-            value = usage.get("input_tokens")
-        return value if isinstance(value, int) else None
+        return _count(self.usage, "prompt_tokens", "input_tokens")
 
     @property
     def output_tokens(self) -> int | None:
-        usage = self.usage
-        if not usage:
-            return None
-        value = usage.get("completion_tokens")
-        if value is None:
-            value = usage.get("output_tokens")
-        return value if isinstance(value, int) else None
+        return _count(self.usage, "completion_tokens", "output_tokens")
+
+
+def _count(usage: dict[str, Any] | None, name: str, alias: str) -> int | None:
+    """A token count of ``usage`` under OpenAI's ``name`` or Anthropic-style ``alias``."""
+    if not usage:
+        return None
+    value = usage.get(name)
+    if value is None:
+        value = usage.get(alias)
+    return value if isinstance(value, int) else None
