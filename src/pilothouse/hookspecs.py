@@ -69,7 +69,10 @@ def asgi_routes(runtime: Runtime) -> list[Any]:  # type: ignore[empty-body]
 def asgi_hot_paths(runtime: Runtime) -> dict[str, Any]:  # type: ignore[empty-body]
     """Return ``{exact_path: asgi_app}`` for request paths that must be fast (the gateway's
     ``/v1/chat/completions``...): they skip the API's middleware and route matching, so the
-    app answers every error itself. Other paths still reach ``asgi_routes``."""
+    app answers every error itself, and under ``pilothouse serve`` uvicorn's request cycle too
+    (``pilothouse.protocol``): the app gets the whole body in one ``receive`` (or
+    ``PayloadTooLarge`` raised from it past ``max_body_bytes``). Other paths still reach
+    ``asgi_routes``."""
 
 
 # --- gateway ----------------------------------------------------------------------------------
