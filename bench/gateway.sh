@@ -5,13 +5,18 @@
 # by the trace writer process), then a long run for peak RSS after RSS_REQUESTS requests. Also
 # prints CPU per call from /proc (load-independent enough to compare runs on a shared machine).
 #
-# Usage: bench/gateway.sh            (env: CONNS=8 DURATION=15s RSS_REQUESTS=100000 SHARED=...)
+# The direct and gateway phases alternate ROUNDS times, so that both see the same moments of a
+# shared machine; each round's added p50 is its gateway p50 minus its direct p50, and the
+# summary gives the median round.
+#
+# Usage: bench/gateway.sh   (env: CONNS=8 DURATION=15s ROUNDS=3 RSS_REQUESTS=100000 SHARED=...)
 # Prints a markdown summary; paste real figures into docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-$(cd .. && pwd)/shared/bench}
 CONNS=${CONNS:-8}
 DURATION=${DURATION:-15s}
+ROUNDS=${ROUNDS:-3}
 RSS_REQUESTS=${RSS_REQUESTS:-100000}
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo "$(pwd)/.venv/bin/python" || echo python)}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
@@ -64,15 +69,19 @@ child_cpu() { local t=0 p; for p in $(pgrep -P "$GW_PID" || true); do
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 wrk -t2 -c"$CONNS" -d3s -s "$LUA" "$DIRECT" >/dev/null
 wrk -t2 -c"$CONNS" -d3s -s "$LUA" "$GATEWAY" >/dev/null
-wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$LUA" "$DIRECT" >"$WORK/direct.txt"
-CPU_BEFORE=$(cpu)
-CHILD_BEFORE=$(child_cpu)
-wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$LUA" "$GATEWAY" >"$WORK/gateway.txt"
-CPU_AFTER=$(cpu)
-CHILD_AFTER=$(child_cpu)
+CPU_TICKS=0
+CHILD_TICKS=0
+for round in $(seq "$ROUNDS"); do
+    wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$LUA" "$DIRECT" >"$WORK/direct-$round.txt"
+    CPU_BEFORE=$(cpu)
+    CHILD_BEFORE=$(child_cpu)
+    wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$LUA" "$GATEWAY" >"$WORK/gateway-$round.txt"
+    CPU_TICKS=$(( CPU_TICKS + $(cpu) - CPU_BEFORE ))
+    CHILD_TICKS=$(( CHILD_TICKS + $(child_cpu) - CHILD_BEFORE ))
+done
 RSS_WARM=$(rss VmRSS)
 CHILD_WARM=$(child_rss VmRSS)
-GW_RPS=$(awk '/Requests\/sec/ {print int($2)}' "$WORK/gateway.txt")
+GW_RPS=$(awk '/Requests\/sec/ {print int($2)}' "$WORK/gateway-$ROUNDS.txt")
 SECONDS_FOR_RSS=$(( RSS_REQUESTS / (GW_RPS > 0 ? GW_RPS : 1) + 2 ))
 wrk -t2 -c"$CONNS" -d"${SECONDS_FOR_RSS}s" --latency -s "$LUA" "$GATEWAY" >"$WORK/rss.txt"
 RSS_AFTER=$(rss VmRSS)
@@ -82,9 +91,9 @@ CHILD_PEAK=$(child_rss VmHWM)
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 sleep 3  # let the trace writer drain before counting persisted spans
 
-"$PY" - "$WORK" "$CONNS" "$RSS_WARM" "$RSS_AFTER" "$RSS_PEAK" "$((CPU_AFTER - CPU_BEFORE))" \
-    "$((CHILD_AFTER - CHILD_BEFORE))" "$(getconf CLK_TCK)" "$CHILD_WARM" "$CHILD_AFTER_RSS" \
-    "$CHILD_PEAK" <<'PYEOF'
+"$PY" - "$WORK" "$CONNS" "$RSS_WARM" "$RSS_AFTER" "$RSS_PEAK" "$CPU_TICKS" \
+    "$CHILD_TICKS" "$(getconf CLK_TCK)" "$CHILD_WARM" "$CHILD_AFTER_RSS" \
+    "$CHILD_PEAK" "$ROUNDS" <<'PYEOF'
 import re, sqlite3, sys
 from pathlib import Path
 
@@ -106,7 +115,9 @@ def parse(name: str) -> dict[str, float]:
     out["errors"] = int(bad.group(1)) if bad else 0
     return out
 
-direct, gateway, long = parse("direct.txt"), parse("gateway.txt"), parse("rss.txt")
+rounds = int(sys.argv[12])
+pairs = [(parse(f"direct-{i}.txt"), parse(f"gateway-{i}.txt")) for i in range(1, rounds + 1)]
+long = parse("rss.txt")
 db = sqlite3.connect(work / "gw" / "pilothouse.db")
 spans = db.execute("select count(*) from spans").fetchone()[0]
 overheads = sorted(
@@ -118,16 +129,18 @@ overheads = sorted(
 )
 def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
-print(f"| target | RPS | p50 ms | p99 ms | non-2xx |")
-print(f"|---|---|---|---|---|")
-print(f"| fake upstream direct (c={conns}) | {direct['rps']:.0f} | {direct['50']:.2f} | {direct['99']:.2f} | {direct['errors']} |")
-print(f"| gateway in front (c={conns}) | {gateway['rps']:.0f} | {gateway['50']:.2f} | {gateway['99']:.2f} | {gateway['errors']} |")
+print("| round | direct RPS | direct p50 / p99 ms | gateway RPS | gateway p50 / p99 ms | added p50 | non-2xx |")
+print("|---|---|---|---|---|---|---|")
+for i, (d, g) in enumerate(pairs, 1):
+    print(f"| {i} | {d['rps']:.0f} | {d['50']:.2f} / {d['99']:.2f} | {g['rps']:.0f} | {g['50']:.2f} / {g['99']:.2f} | {g['50'] - d['50']:.2f} ms | {d['errors'] + g['errors']} |")
 print()
-print(f"- gateway/direct RPS ratio: {gateway['rps'] / direct['rps']:.2f}; added p50: {gateway['50'] - direct['50']:.2f} ms")
+median = sorted(pairs, key=lambda p: p[1]["50"] - p[0]["50"])[len(pairs) // 2]
+d, g = median
+print(f"- median round (c={conns}): gateway {g['rps']:.0f} RPS against {d['rps']:.0f} direct (ratio {g['rps'] / d['rps']:.2f}), added p50 {g['50'] - d['50']:.2f} ms")
 print(f"- RSS: {warm / 1024:.0f} MiB after warm-up, {after / 1024:.0f} MiB after {long['requests']} more requests (peak {peak / 1024:.0f} MiB)")
 if c_peak:
     print(f"- trace writer process RSS: {c_warm / 1024:.0f} MiB after warm-up, {c_after / 1024:.0f} MiB after (peak {c_peak / 1024:.0f} MiB)")
-per_call = 1e6 / hz / max(gateway["requests"], 1)
+per_call = 1e6 / hz / max(sum(g["requests"] for _, g in pairs), 1)
 print(f"- CPU per proxied call (user + system): gateway process {cpu_ticks * per_call:.0f} µs, trace writer process {child_ticks * per_call:.0f} µs")
 print(f"- spans persisted by the trace writer: {spans}")
 print(f"- gateway overhead inside the process (x-pilothouse-overhead-ms, from the spans): p50 {pct(overheads, 0.5):.3f} ms, p99 {pct(overheads, 0.99):.3f} ms")
