@@ -67,7 +67,12 @@ def main() -> None:
     args = parser.parse_args()
     random.seed(1)
     generator = load_generator()
-    url = f"sqlite:///{tempfile.mkdtemp()}/pilothouse.db"
+    with tempfile.TemporaryDirectory() as folder:
+        measure(args, generator, f"sqlite:///{folder}/pilothouse.db")
+
+
+def measure(args: argparse.Namespace, generator: dict[str, Any], url: str) -> None:
+    """Fill, then measure, on a new database at ``url``."""
     databases = [Database(url), Database(url)]
     migrate.upgrade(databases[0])
     stores = [SpanStore(db) for db in databases]
