@@ -8,8 +8,9 @@
 #
 # Usage: bench/ingest.sh [sqlite|postgres|both]   (env: SPANS=200000 BATCH=512 CONCURRENCY=4
 #        WORKERS=1 PG_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres SHARED=...)
-# WORKERS > 1 serves with that many processes (bench/ingest_server.py), each with its writer and
-# its own SO_REUSEPORT socket, so the kernel spreads the connections over them.
+# WORKERS > 1 serves with that many processes (`pilothouse serve` with
+# PILOTHOUSE_SERVER_PROCESSES), each with its writer and its own SO_REUSEPORT socket, so the
+# kernel spreads the connections over them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-$(cd .. && pwd)/shared/bench}
@@ -60,9 +61,8 @@ run() {  # run NAME DATABASE_URL
     port=$(free_port)
     PILOTHOUSE_DATA_DIR="$WORK/$name" PILOTHOUSE_DATABASE_URL="$url" PILOTHOUSE_ADMIN_KEY="$KEY" \
         PILOTHOUSE_ADMIN_PASSWORD=bench-password PILOTHOUSE_WORKERS_INLINE=false \
-        PILOTHOUSE_LOG_LEVEL=warning PILOTHOUSE_PORT="$port" \
-        $(if [ "$WORKERS" -gt 1 ]; then echo "$PY bench/ingest_server.py --port $port --workers $WORKERS";
-          else echo "$PY -m pilothouse serve"; fi) >"$WORK/$name.log" 2>&1 &
+        PILOTHOUSE_LOG_LEVEL=warning PILOTHOUSE_PORT="$port" PILOTHOUSE_SERVER_PROCESSES="$WORKERS" \
+        "$PY" -m pilothouse serve >"$WORK/$name.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 150); do
         curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && break

@@ -39,6 +39,12 @@ class Settings:
     host: str = setting("127.0.0.1", "Interface the server listens on.")
     port: int = setting(4141, "TCP port the server listens on.")
     migrate: bool = setting(True, "Apply database migrations when the server starts.")
+    server_processes: int = setting(
+        1,
+        "Server processes sharing the port (SO_REUSEPORT, the kernel spreads connections), each "
+        "with its own runtime, as replicas behind a load balancer; one per core at most. Limits "
+        "held in memory are per process: set a Redis URL for exact shared limits.",
+    )
     redis_url: str = setting(
         "",
         "Redis URL (redis://host:6379/0). When set, background jobs use Redis and workers, "
@@ -298,6 +304,10 @@ def _check(settings: Settings) -> None:
         raise ConfigError(
             f"{ENV_PREFIX}DATABASE_URL={url!r} is invalid: expected sqlite:///path or "
             "postgresql+psycopg://user@host:port/db"
+        )
+    if settings.server_processes < 1:
+        raise ConfigError(
+            f"{ENV_PREFIX}SERVER_PROCESSES={settings.server_processes} is invalid: expected >= 1"
         )
     if settings.port > 65535:
         raise ConfigError(f"{ENV_PREFIX}PORT={settings.port} is invalid: expected 0-65535")

@@ -176,3 +176,36 @@ def test_serve_on_postgresql(serve, tmp_path: Path):
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+def _listeners(port: int) -> set[int]:
+    """The pids holding a listening TCP socket on ``port`` (from /proc)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            inodes.add(f"socket:[{fields[9]}]")
+    pids = set()
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd) in inodes for fd in fd_dir.iterdir()):
+                pids.add(int(fd_dir.parent.name))
+        except OSError:  # a process that ended, or not ours to read
+            continue
+    return pids
+
+
+def test_serve_with_several_processes_on_one_port(serve):
+    key = "ph-procs-" + secrets.token_hex(16)
+    server = serve(env={"PILOTHOUSE_ADMIN_KEY": key}, args=["--server-processes", "2"])
+    server.wait_ready()
+    assert "2 processes" in server.output()
+    deadline = time.monotonic() + 60  # ready once the first listens; the other follows
+    while len(listeners := _listeners(server.port)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(listeners) == 2 and server.process.pid not in listeners  # one socket each
+    for _ in range(20):  # a new connection each: the kernel picks a process
+        _check_server(server, key)
+    assert server.terminate() == 0
+    assert server.output().lower().count("shutdown complete") == 2
+    assert not any(Path(f"/proc/{pid}").exists() for pid in listeners)
