@@ -20,6 +20,7 @@ from pilothouse.tracing.summary import (
     percentile,
     percentiles,
     rollup_rows,
+    trace_row,
     ttft_bucket,
     ttft_percentiles,
 )
@@ -98,3 +99,23 @@ def test_a_trace_adds_its_blocks_and_ttfts_to_every_dimension():
             ttft = [row[c] for c in TTFT_COLUMNS]
             assert sum(ttft) == 2 and ttft[0] == 1 and ttft[ttft_bucket(300.0)] == 1
     assert rows[("all", 60)]["count"] == 1 and rows[("model", 60)]["count"] == 3
+
+
+@pytest.mark.parametrize("parent", [None, "9" * 16])
+def test_a_one_span_trace_row_is_the_general_one(parent: str | None):
+    # trace_row takes a short road for one span: the same row as the general merge gives
+    # (checked by adding a second span that contributes nothing to any column compared).
+    start = 1_700_000_000 * 10**9
+    span = Span(
+        1, "a" * 32, "1" * 16, "chat m", start, start + 5 * 10**6, parent,  # type: ignore[arg-type]
+        request_model="m", provider="openai", input_tokens=3, output_tokens=4, cost_usd=0.5,
+        tags=["x", "y", "x"], user_id="ann", session_id="s", input=[{"role": "user"}],
+        output="ok", service_name="svc", environment="prod", prompt_name="p", prompt_version=2,
+    )  # fmt: skip
+    quiet = Span(1, "a" * 32, "2" * 16, "late", start + 1, start + 2, "1" * 16)  # type: ignore[arg-type]
+    one = trace_row(1, "a" * 32, [span])
+    merged = trace_row(1, "a" * 32, [span, quiet])
+    merged["span_count"] = 1
+    assert one == merged
+    assert one["tags"] == ["x", "y"] and one["has_root"] is (parent is None)
+    assert one["input"] == '[{"role":"user"}]' and one["model"] == "m"

@@ -117,6 +117,8 @@ def trace_row(project_id: int, trace_id: str, spans: list[Span]) -> dict[str, An
     first model call), with that span's provider and start (``model_start_ns``), so the
     stored row converges on the same model whatever order the spans arrive in.
     """
+    if len(spans) == 1:  # every gateway call and many OTLP traces: nothing to merge
+        return _one_span_row(project_id, trace_id, spans[0])
     root = None
     for span in spans:
         if span.parent_span_id is None:
@@ -164,6 +166,38 @@ def trace_row(project_id: int, trace_id: str, spans: list[Span]) -> dict[str, An
         "prompt_version": _first(ordered, "prompt_version"),
         "input": as_text(carrier.input),
         "output": as_text(out_carrier.output),
+    }
+
+
+def _one_span_row(project_id: int, trace_id: str, span: Span) -> dict[str, Any]:
+    """:func:`trace_row` of a trace of one span."""
+    model = span.request_model or span.response_model
+    return {
+        "project_id": project_id,
+        "trace_id": trace_id,
+        "name": span.name,
+        "has_root": span.parent_span_id is None,
+        "start_ns": span.start_time_ns,
+        "end_ns": span.end_time_ns,
+        "duration_ms": (span.end_time_ns - span.start_time_ns) / 1e6,
+        "span_count": 1,
+        "error_count": 1 if span.status_code == "error" else 0,
+        "service_name": span.service_name,
+        "model": model,
+        "provider": span.provider if model else None,
+        "model_start_ns": span.start_time_ns if model else None,
+        "input_tokens": span.input_tokens or 0,
+        "output_tokens": span.output_tokens or 0,
+        "cost_usd": span.cost_usd or 0.0,
+        "session_id": span.session_id,
+        "user_id": span.user_id,
+        "tags": list(dict.fromkeys(span.tags)) if span.tags else [],
+        "environment": span.environment,
+        "release": span.release,
+        "prompt_name": span.prompt_name,
+        "prompt_version": span.prompt_version,
+        "input": as_text(span.input),
+        "output": as_text(span.output),
     }
 
 
