@@ -107,12 +107,12 @@ def test_a_one_span_trace_row_is_the_general_one(parent: str | None):
     # (checked by adding a second span that contributes nothing to any column compared).
     start = 1_700_000_000 * 10**9
     span = Span(
-        1, "a" * 32, "1" * 16, "chat m", start, start + 5 * 10**6, parent,  # type: ignore[arg-type]
+        1, "a" * 32, "1" * 16, "chat m", start, start + 5 * 10**6, parent,
         request_model="m", provider="openai", input_tokens=3, output_tokens=4, cost_usd=0.5,
         tags=["x", "y", "x"], user_id="ann", session_id="s", input=[{"role": "user"}],
         output="ok", service_name="svc", environment="prod", prompt_name="p", prompt_version=2,
     )  # fmt: skip
-    quiet = Span(1, "a" * 32, "2" * 16, "late", start + 1, start + 2, "1" * 16)  # type: ignore[arg-type]
+    quiet = Span(1, "a" * 32, "2" * 16, "late", start + 1, start + 2, "1" * 16)
     one = trace_row(1, "a" * 32, [span])
     merged = trace_row(1, "a" * 32, [span, quiet])
     merged["span_count"] = 1
