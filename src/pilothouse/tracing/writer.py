@@ -53,8 +53,10 @@ log = logging.getLogger(__name__)
 RETRY_DELAY = 1.0
 #: Seconds between looks for spilled spans while idle.
 REPLAY_INTERVAL = 2.0
-#: Seconds the writer waits for more submitted spans before committing a small batch.
-LINGER = 0.05
+#: Seconds the writer waits for more submitted spans before committing a small batch: a
+#: transaction has a cost of its own (~4 ms here, whatever its size), so the gateway's spans
+#: commit a few times a second; they show up at most a quarter of a second later.
+LINGER = 0.25
 
 Done = Callable[[BaseException | None], None]
 
