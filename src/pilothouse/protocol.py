@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 from starlette.types import ASGIApp, Message
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from pilothouse.errors import PayloadTooLarge
+from pilothouse.api.bodylimit import too_large
 
 log = logging.getLogger("uvicorn.error")
 
@@ -183,19 +183,16 @@ class HotCycle:
             await self.app(scope, self.receive, self.send)
         except BaseException as exc:
             log.error("Exception in ASGI application\n", exc_info=exc)
-            if not self.response_started and not self.disconnected:
-                self.keep_alive = False
-                await self.send_500()
-            else:
-                self.transport.close()
         else:
-            if not self.response_complete and not self.disconnected:
-                log.error("ASGI callable returned without completing its response.")
-                if not self.response_started:
-                    self.keep_alive = False
-                    await self.send_500()
-                else:
-                    self.transport.close()
+            if self.response_complete or self.disconnected:
+                return
+            log.error("ASGI callable returned without completing its response.")
+        # Failed: a 500 if nothing was sent yet, else the connection is cut.
+        if self.response_started or self.disconnected:
+            self.transport.close()
+        else:
+            self.keep_alive = False
+            await self.send_500()
 
     async def send_500(self) -> None:
         body = b"Internal Server Error"
@@ -206,9 +203,8 @@ class HotCycle:
     async def receive(self) -> Message:
         if not self._delivered:
             self._delivered = True
-            limit = self.protocol.max_body
-            if self._size > limit:
-                raise PayloadTooLarge(f"request body exceeds the {limit}-byte limit", param="body")
+            if self._size > self.protocol.max_body:
+                raise too_large(self.protocol.max_body)
             parts = self._parts
             body = parts[0] if len(parts) == 1 else b"".join(parts)
             return {"type": "http.request", "body": body, "more_body": False}

@@ -49,6 +49,9 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
     def too_big(self) -> PayloadTooLarge:
-        return PayloadTooLarge(
-            f"request body exceeds the {self.max_bytes}-byte limit", param="body"
-        )
+        return too_large(self.max_bytes)
+
+
+def too_large(max_bytes: int) -> PayloadTooLarge:
+    """The error of a request body over ``max_bytes`` (here and on the server's short road)."""
+    return PayloadTooLarge(f"request body exceeds the {max_bytes}-byte limit", param="body")
