@@ -183,10 +183,11 @@ def tighter(a: Usage | None, b: Usage) -> Usage:
 
 def tightest(usages: Sequence[Usage | None]) -> Usage | None:
     """The usage with the fewest remaining (what a client should pace itself on)."""
-    if len(usages) < 2:  # the common case: one limited subject
-        return usages[0] if usages else None
-    present = [u for u in usages if u is not None]
-    return min(present, key=lambda u: (u.remaining, -u.reset)) if present else None
+    out: Usage | None = None
+    for usage in usages:
+        if usage is not None:
+            out = tighter(out, usage)
+    return out
 
 
 @dataclass(eq=False)
