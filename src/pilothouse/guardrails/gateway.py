@@ -169,6 +169,17 @@ def context_documents(body: dict[str, Any], extra: Any) -> tuple[str, ...]:
     return tuple(d for d in docs if d.strip())
 
 
+def may_select(guard: Guardrails, call: Call, fallback: str) -> bool:
+    """Whether :func:`select_policy` can find a policy for this call at all (cheap: for most
+    deployments it cannot, and the gateway then has nothing to check)."""
+    return bool(
+        call.api_key.limits.get("guardrail_policy")
+        or guard.attached
+        or guard.gateway_policy
+        or fallback
+    )
+
+
 def select_policy(guard: Guardrails, call: Call, fallback: str) -> Policy | None:
     """The policy for a call: the key's ``guardrail_policy`` limit, else the first policy
     attached to the key, then to the prompt, the model alias, the project; else the

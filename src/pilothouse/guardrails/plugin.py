@@ -25,6 +25,7 @@ from pilothouse.guardrails.gateway import (
     Vaults,
     check_request,
     check_response,
+    may_select,
     select_policy,
     stream_filter,
 )
@@ -193,13 +194,8 @@ def gateway_request(call: Call) -> Awaitable[None] | None:
     """
     call.metadata.pop("guardrails", None)  # a client's metadata must not pose as ours
     guard, _ = _state(call)
-    if not (
-        guard.attached
-        or guard.gateway_policy
-        or call.api_key.limits.get("guardrail_policy")
-        or call.runtime.settings.guardrails_gateway_policy
-    ):
-        return None  # select_policy would find none
+    if not may_select(guard, call, call.runtime.settings.guardrails_gateway_policy):
+        return None
     return _check_request(call)
 
 
