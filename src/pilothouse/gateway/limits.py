@@ -164,14 +164,18 @@ _RATE_HEADERS = {
 
 def rate_headers(requests: Usage | None, tokens: Usage | None) -> dict[str, str]:
     out: dict[str, str] = {}
-    for name, usage in (("requests", requests), ("tokens", tokens)):
-        if usage is None:
-            continue
-        limit, remaining, reset = _RATE_HEADERS[name]
-        out[limit] = str(usage.limit)
-        out[remaining] = str(usage.remaining) if usage.remaining > 0 else "0"
-        out[reset] = format_reset(usage.reset)
+    if requests is not None:
+        _rate_header(out, "requests", requests.limit, requests.remaining, requests.reset)
+    if tokens is not None:
+        _rate_header(out, "tokens", tokens.limit, tokens.remaining, tokens.reset)
     return out
+
+
+def _rate_header(out: dict[str, str], name: str, limit: int, remaining: int, reset: float) -> None:
+    limit_name, remaining_name, reset_name = _RATE_HEADERS[name]
+    out[limit_name] = str(limit)
+    out[remaining_name] = str(remaining) if remaining > 0 else "0"
+    out[reset_name] = format_reset(reset)
 
 
 def tighter(a: Usage | None, b: Usage) -> Usage:
@@ -301,15 +305,46 @@ def rate_error(
     )
 
 
+class _Counters:
+    """One subject's state in a :class:`MemoryLimiter`."""
+
+    __slots__ = ("requests", "running", "tokens")
+
+    def __init__(self) -> None:
+        #: theoretical arrival times of the request and token rates (any past one: a full
+        #: bucket), and the requests in flight
+        self.requests = 0.0
+        self.tokens = 0.0
+        self.running = 0
+
+
+def _standing(tat: float, now: float, limit: int) -> tuple[int, float, int]:
+    """``(remaining, -reset, limit)`` of a rate after an admission: the smallest is the
+    tightest (fewer remaining; on a tie, the later reset), as :func:`tighter` compares."""
+    interval = WINDOW / limit
+    used = tat - now if tat > now else 0.0
+    return math.floor((WINDOW - used) / interval + EPSILON), -used, limit
+
+
+def _standing_headers(
+    requests: tuple[int, float, int] | None, tokens: tuple[int, float, int] | None
+) -> dict[str, str]:
+    """:func:`rate_headers` of the tightest standings."""
+    out: dict[str, str] = {}
+    if requests is not None:
+        _rate_header(out, "requests", requests[2], requests[0], -requests[1])
+    if tokens is not None:
+        _rate_header(out, "tokens", tokens[2], tokens[0], -tokens[1])
+    return out
+
+
 class MemoryLimiter:
-    """Limits for one process. All state lives in dicts touched only from the event loop."""
+    """Limits for one process. All state lives in objects touched only from the event loop."""
 
     def __init__(self, ledger: SpendLedger | None = None, clock: Clock = time.time) -> None:
         self.ledger = ledger
         self.clock = clock
-        self._request_tat: dict[str, float] = {}
-        self._token_tat: dict[str, float] = {}
-        self._running: dict[str, int] = {}
+        self._counters: dict[str, _Counters] = {}
 
     async def admit(self, subject: str, policy: LimitPolicy, estimated_tokens: int) -> Admission:
         return await self.admit_all([(subject, policy)], estimated_tokens)
@@ -318,67 +353,67 @@ class MemoryLimiter:
         self, checks: Sequence[tuple[str, LimitPolicy]], estimated_tokens: int
     ) -> Admission:
         now = self.clock()
-        # (subject, policy, new request TAT, new token TAT): charged once every subject admits
-        plans: list[tuple[str, LimitPolicy, float | None, float | None]] = []
-        requests: Usage | None = None  # the tightest of each, for the headers
-        tokens: Usage | None = None
+        ledger = self.ledger
+        # (counters, policy, new request TAT, new token TAT): charged once every subject admits
+        plans: list[tuple[_Counters, LimitPolicy, float | None, float | None]] = []
+        requests = tokens = None  # the tightest standing of each rate, for the headers
         for subject, policy in checks:
             if policy.unlimited:
                 continue
-            for period, budget in policy.budgets():
-                spent = self.ledger.spent(subject, period) if self.ledger else 0.0
-                if spent >= budget:
-                    raise budget_error(subject, period, budget, spent, now)
+            counters = self._counters.get(subject)
+            if counters is None:
+                counters = self._counters[subject] = _Counters()
+            if ledger is not None:
+                for period, budget in policy.budgets():
+                    spent = ledger.spent(subject, period)
+                    if spent >= budget:
+                        raise budget_error(subject, period, budget, spent, now)
             cap = policy.max_concurrent
-            if cap is not None and self._running.get(subject, 0) >= cap:
+            if cap is not None and counters.running >= cap:
                 raise rate_error(subject, "concurrent requests", cap, 1.0, {})
             request_tat = token_tat = None
             rpm, tpm = policy.rpm, policy.tpm
             if rpm is not None:
-                tat = self._request_tat.get(subject, now)
-                request_tat, wait = gcra(tat, now, 1, rpm)
+                request_tat, wait = gcra(counters.requests, now, 1, rpm)
                 if wait:
-                    headers = rate_headers(gcra_usage(tat, now, rpm), None)
+                    headers = rate_headers(gcra_usage(counters.requests, now, rpm), None)
                     raise rate_error(subject, "requests", rpm, wait, headers)
-                requests = tighter(requests, gcra_usage(request_tat, now, rpm))
+                standing = _standing(request_tat, now, rpm)
+                if requests is None or standing < requests:
+                    requests = standing
             if tpm is not None:
-                tat = self._token_tat.get(subject, now)
-                token_tat, wait = gcra(tat, now, clamp_tokens(estimated_tokens, tpm), tpm)
+                cost = clamp_tokens(estimated_tokens, tpm)
+                token_tat, wait = gcra(counters.tokens, now, cost, tpm)
                 if wait:
-                    headers = rate_headers(None, gcra_usage(tat, now, tpm))
+                    headers = rate_headers(None, gcra_usage(counters.tokens, now, tpm))
                     raise rate_error(subject, "tokens", tpm, wait, headers)
-                tokens = tighter(tokens, gcra_usage(token_tat, now, tpm))
-            plans.append((subject, policy, request_tat, token_tat))
+                standing = _standing(token_tat, now, tpm)
+                if tokens is None or standing < tokens:
+                    tokens = standing
+            plans.append((counters, policy, request_tat, token_tat))
         # Every subject admits the request: only now charge them all.
-        held: list[str] = []
-        for subject, policy, request_tat, token_tat in plans:
+        held: list[_Counters] = []
+        for counters, policy, request_tat, token_tat in plans:
             if request_tat is not None:
-                self._request_tat[subject] = request_tat
+                counters.requests = request_tat
             if token_tat is not None:
-                self._token_tat[subject] = token_tat
+                counters.tokens = token_tat
             if policy.max_concurrent is not None:
-                self._running[subject] = self._running.get(subject, 0) + 1
-                held.append(subject)
+                counters.running += 1
+                held.append(counters)
         admission = Admission(
             subjects=checks if type(checks) is tuple else tuple(checks),
             estimated_tokens=estimated_tokens,
-            headers=rate_headers(requests, tokens),
+            headers=_standing_headers(requests, tokens),
         )
         if held:
-            admission._release = functools.partial(self._free, held)
+            admission._release = functools.partial(_free, held)
         return admission
-
-    def _free(self, subjects: list[str]) -> None:
-        for subject in subjects:
-            left = self._running.get(subject, 0) - 1
-            if left > 0:
-                self._running[subject] = left
-            else:
-                self._running.pop(subject, None)
 
     def running(self, subject: str) -> int:
         """Requests of ``subject`` in flight now."""
-        return self._running.get(subject, 0)
+        counters = self._counters.get(subject)
+        return 0 if counters is None else counters.running
 
     async def settle(
         self,
@@ -394,10 +429,18 @@ class MemoryLimiter:
         admission.settled = True
         admission.release()
         for subject, policy in admission.subjects:
-            if policy.tpm and subject in self._token_tat:
-                charged = clamp_tokens(admission.estimated_tokens, policy.tpm)
-                self._token_tat[subject] += (actual_tokens - charged) * WINDOW / policy.tpm
+            tpm = policy.tpm
+            if tpm:
+                counters = self._counters.get(subject)
+                if counters is not None:
+                    charged = clamp_tokens(admission.estimated_tokens, tpm)
+                    counters.tokens += (actual_tokens - charged) * WINDOW / tpm
         record_spend(self.ledger, admission, actual_tokens, cost_usd, input_tokens, output_tokens)
+
+
+def _free(held: list[_Counters]) -> None:
+    for counters in held:
+        counters.running -= 1
 
 
 def record_spend(

@@ -25,6 +25,9 @@ from pilothouse.store import gateway as store
 
 log = logging.getLogger(__name__)
 
+#: A running total: (subject, period, period start).
+Slot = tuple[str, Period, date]
+
 
 class SpendLedger:
     """Running USD spend of every key and project in the current day and month."""
@@ -39,8 +42,10 @@ class SpendLedger:
         self.db = db
         self.flush_seconds = flush_seconds
         self.clock = clock
-        #: (subject, period, period start) -> USD
-        self._totals: dict[tuple[str, Period, date], float] = {}
+        #: running totals in USD
+        self._totals: dict[Slot, float] = {}
+        #: (project_id, key_id, day) -> the totals its spend counts in (built once a day)
+        self._slots: dict[tuple[int, int, date], tuple[Slot, ...]] = {}
         #: (project_id, key_id, day) -> delta not yet in the database
         self._pending: dict[tuple[int, int, date], store.SpendDelta] = {}
         self._task: asyncio.Task[None] | None = None
@@ -67,8 +72,11 @@ class SpendLedger:
     ) -> None:
         """Count one call's spend (O(1), memory only)."""
         day, month = self._starts()
-        _charge(self._totals, project_id, key_id or store.NO_KEY, day, cost, day, month)
         row = (project_id, key_id or store.NO_KEY, day)
+        slots = self._slots.get(row)
+        if slots is None:
+            slots = self._slots[row] = _slots(*row, day, month)
+        _charge(self._totals, slots, cost)
         delta = self._pending.get(row)
         if delta is None:
             delta = self._pending[row] = store.SpendDelta(project_id, row[1], day)
@@ -97,7 +105,8 @@ class SpendLedger:
         totals: dict[tuple[str, Period, date], float] = {}
         # Spend counted since the process started but not yet flushed stays on top.
         for row in [*rows, *self._pending.values()]:
-            _charge(totals, row.project_id, row.key_id, row.period_start, row.cost_usd, day, month)
+            slots = _slots(row.project_id, row.key_id, row.period_start, day, month)
+            _charge(totals, slots, row.cost_usd)
         self._totals = totals
 
     async def flush(self) -> int:
@@ -130,6 +139,8 @@ class SpendLedger:
         day, month = self._starts()
         for slot in [s for s in self._totals if s[2] < (day if s[1] == "day" else month)]:
             del self._totals[slot]
+        for row in [r for r in self._slots if r[2] < day]:
+            del self._slots[row]
 
     async def _run(self) -> None:
         while True:
@@ -154,25 +165,23 @@ class SpendLedger:
         await self.flush()
 
 
-def _charge(
-    totals: dict[tuple[str, Period, date], float],
-    project_id: int,
-    key_id: int,
-    on_day: date,
-    cost: float,
-    day: date,
-    month: date,
-) -> None:
-    """Add ``cost`` spent on ``on_day`` to the running day and month totals it counts in."""
-    if not cost or on_day < month:
-        return
+def _slots(project_id: int, key_id: int, on_day: date, day: date, month: date) -> tuple[Slot, ...]:
+    """The running totals (day and month, of the project and the key) that spend on
+    ``on_day`` counts in."""
+    if on_day < month:
+        return ()
     subjects = [f"project:{project_id}"]
     if key_id != store.NO_KEY:
         subjects.append(f"key:{key_id}")
-    for subject in subjects:
-        slots: list[tuple[str, Period, date]] = [(subject, "month", month)]
-        if on_day == day:
-            slots.append((subject, "day", day))
+    periods: list[tuple[Period, date]] = [("month", month)]
+    if on_day == day:
+        periods.append(("day", day))
+    return tuple((subject, period, start) for subject in subjects for period, start in periods)
+
+
+def _charge(totals: dict[Slot, float], slots: tuple[Slot, ...], cost: float) -> None:
+    """Add ``cost`` to the running totals of ``slots``."""
+    if cost:
         for slot in slots:
             totals[slot] = totals.get(slot, 0.0) + cost
 
