@@ -247,25 +247,28 @@ class HotCycle:
             self.protocol.on_response_complete()
 
     def _start(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> None:
-        lines = [STATUS_LINE[status]]
+        parts = [STATUS_LINE[status]]  # one line, then four parts per header
         chunked = status not in (204, 304)
         closing = False
+        count = 0
         for name, value in headers:
+            count += 1
             name = name.lower()
             if name == b"content-length":
                 chunked = False
             elif name == b"connection" and b"close" in value.lower():
                 self.keep_alive = False
                 closing = True
-            lines.append(b"%b: %b\r\n" % (name, value))
+            parts += (name, b": ", value, b"\r\n")
         if not self.keep_alive and not closing:
-            lines.append(b"connection: close\r\n")
+            parts.append(b"connection: close\r\n")
         if chunked:
-            lines.append(b"transfer-encoding: chunked\r\n")
-        lines.append(b"\r\n")
-        head = b"".join(lines)
+            parts.append(b"transfer-encoding: chunked\r\n")
+        parts.append(b"\r\n")
+        head = b"".join(parts)
         # A line break inside a header would let its value write more headers.
-        if head.count(b"\n") != len(lines) or head.count(b"\r") != len(lines):
+        lines = len(parts) - 3 * count
+        if head.count(b"\n") != lines or head.count(b"\r") != lines:
             raise RuntimeError("invalid HTTP header: line breaks are not allowed in headers")
         self._chunked = chunked
         if chunked:
