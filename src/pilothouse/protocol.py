@@ -63,6 +63,9 @@ class CoalescingTransport:
         if not self._transport.is_closing():
             self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()  # asked once per request: not via __getattr__
+
     def close(self) -> None:
         self.flush()
         self._transport.close()

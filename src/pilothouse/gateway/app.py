@@ -114,7 +114,7 @@ class DirectHook:
             return [r for r in self.caller(**kwargs) if r is not None]
         out = []
         for function, argnames in calls:
-            result = function(*[kwargs[name] for name in argnames])
+            result = function(*map(kwargs.__getitem__, argnames))
             if result is not None:
                 out.append(result)
         return out
