@@ -8,8 +8,8 @@ competes for the one GIL the event loop needs. With ``tracing_writer_process`` o
 thread sends them in batches through a pipe, and a child process (``python -m
 pilothouse.tracing.process``) runs an ordinary :class:`TraceWriter` on them, with its buffer,
 spill files and replay. Acknowledged writes (OTLP ingestion) stay in the server's process.
-The child runs in the idle scheduling class (:func:`background`): on busy cores the request path
-comes first and the spans wait.
+The child runs at a lower priority (:data:`NICENESS`): on busy cores the request path comes
+first and the spans wait.
 
 Nothing is dropped: beyond ``tracing_buffer_spans`` waiting spans (a stuck child) the oldest
 are appended to ``<data_dir>/spill/*.jsonl``, the same files the writer replays; a batch the
@@ -51,8 +51,8 @@ SETTINGS_ENV = "PILOTHOUSE_WRITER_PROCESS_SETTINGS"
 #: Seconds the feeder waits to gather a batch before sending.
 LINGER = 0.02
 FRAME = struct.Struct("!cI")
-#: The child's ``nice`` where the idle scheduling class is missing (not Linux).
-NICENESS = 19
+#: How much the child lowers its scheduling priority (``nice``): the request path comes first.
+NICENESS = 10
 SPANS, FLUSH = b"S", b"F"
 
 
@@ -293,19 +293,6 @@ class WriterProcess:
             child.stdout.close()
 
 
-def background() -> None:
-    """Put this process in the idle scheduling class (Linux ``SCHED_IDLE``; elsewhere the
-    lowest ``nice``): it runs only on a core nothing else wants, and a waking request handler
-    takes the core at once. A lower ``nice`` alone (10 before) still let it delay the server's
-    wake-ups: the gateway served ~10% fewer requests per second beside it (docs/benchmarks.md).
-    """
-    idle = getattr(os, "SCHED_IDLE", None)
-    if idle is not None:
-        os.sched_setscheduler(0, idle, os.sched_param(0))
-    else:
-        os.nice(NICENESS)
-
-
 def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
     data = stream.read(size) if size else b""
     return data if len(data) == size else None
@@ -323,7 +310,7 @@ def main() -> None:
         signal.signal(stop, signal.SIG_IGN)
     # Background work: when the cores are busy, serving requests comes first. Spans wait in
     # the pipe and the server's bounded buffer (spilled to disk beyond it), never dropped.
-    background()
+    os.nice(NICENESS)
     settings = load_settings(orjson.loads(os.environ[SETTINGS_ENV]), environ={})
     logs.configure(settings.log_level, settings.log_format)
     db = Database(settings.effective_database_url)
@@ -354,4 +341,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["WriterProcess", "background", "main", "parse", "serialize", "write_spill"]
+__all__ = ["WriterProcess", "main", "parse", "serialize", "write_spill"]
