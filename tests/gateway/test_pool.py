@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from pilothouse.gateway.config import Timeouts
-from pilothouse.gateway.pool import PooledUpstream
+from pilothouse.gateway.pool import PooledUpstream, Slots
 from pilothouse.gateway.providers.base import AttemptFailed
 
 FAST = Timeouts(connect=1, first_byte=0.5, total=2)
@@ -111,3 +111,60 @@ async def test_first_byte_timeout_and_refused_connection() -> None:
         await client.post("http://127.0.0.1:9/x", b"{}", {}, FAST)
     assert refused.value.error.status == 502 and refused.value.retryable
     await client.aclose()
+
+
+class SlowServer(RawServer):
+    """Answers after a pause, counting the requests it holds at once."""
+
+    def __init__(self) -> None:
+        super().__init__(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        self.open = self.most = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(2)
+                self.open += 1
+                self.most = max(self.most, self.open)
+                await asyncio.sleep(0.02)
+                self.open -= 1
+                writer.write(self.answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_max_connections_queues_the_other_requests() -> None:
+    server = SlowServer()
+    client = PooledUpstream(max_connections=2)
+    async for url in serve(server):
+        replies = await asyncio.gather(*(client.post(url, b"{}", {}, FAST) for _ in range(6)))
+        assert [r.content for r in replies] == [b"ok"] * 6
+        assert server.most == 2
+    await client.aclose()
+
+
+async def test_slots_are_handed_over_in_order_and_survive_cancelled_waiters() -> None:
+    slots = Slots(1)
+    assert slots.take() is None and slots.free == 0
+    first, second, third = slots.take(), slots.take(), slots.take()
+    assert first is not None and second is not None and third is not None
+    order: list[str] = []
+
+    async def wait(name: str, waiter: asyncio.Future[None]) -> None:
+        await slots.turn(waiter)
+        order.append(name)
+
+    tasks = {name: asyncio.ensure_future(wait(name, w)) for name, w in
+             (("first", first), ("second", second), ("third", third))}  # fmt: skip
+    await asyncio.sleep(0)
+    tasks["first"].cancel()  # gave up waiting: never handed a slot
+    slots.give()  # to "second": the cancelled waiter is skipped
+    tasks["second"].cancel()  # handed a slot, cancelled before it ran: the slot moves on
+    await asyncio.wait_for(asyncio.gather(*tasks.values(), return_exceptions=True), 5)
+    assert order == ["third"]
+    slots.give()  # "third" is done with it
+    assert slots.free == 1 and slots.take() is None
