@@ -162,7 +162,7 @@ class HotCycle:
         self.app = app
         self.keep_alive = keep_alive
         self.transport = protocol.raw_transport
-        self.message_event = asyncio.Event()  # set on disconnect or completion
+        self._event: asyncio.Event | None = None  # made when someone waits or sets it
         self.disconnected = False
         self.response_started = False
         self.response_complete = False
@@ -171,6 +171,14 @@ class HotCycle:
         self._delivered = False
         self._head = b""
         self._chunked = False
+
+    @property
+    def message_event(self) -> asyncio.Event:
+        """Set on disconnect or completion (what uvicorn's protocol sets on a lost connection)."""
+        event = self._event
+        if event is None:
+            event = self._event = asyncio.Event()
+        return event
 
     def feed(self, body: bytes) -> None:
         size = self._size + len(body)
@@ -244,7 +252,8 @@ class HotCycle:
             self.transport.write(data)
         if not more:
             self.response_complete = True
-            self.message_event.set()
+            if self._event is not None:  # someone waits for it (most answers: nobody)
+                self._event.set()
             if not self.keep_alive:
                 self.transport.close()
             self.protocol.on_response_complete()

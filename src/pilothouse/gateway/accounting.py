@@ -29,7 +29,13 @@ from pilothouse.gateway.cache import (
     make_cache,
     replay_as_chunks,
 )
-from pilothouse.gateway.limits import Admission, Limiter, LimitPolicy, make_limiter
+from pilothouse.gateway.limits import (
+    Admission,
+    Limiter,
+    LimitPolicy,
+    MemoryLimiter,
+    make_limiter,
+)
 from pilothouse.gateway.metrics import GatewayMetrics, metrics_of
 from pilothouse.gateway.spend import SpendLedger
 from pilothouse.store import identity as identity_store
@@ -219,8 +225,12 @@ class Accounting:
             known = self._checks[api_key.id] = (api_key.limits, project, subjects)
         checks = known[2]
         estimated = estimate_tokens(call.body, body_bytes)
+        limiter = self.limiter
         try:
-            admission = await self.limiter.admit_all(checks, estimated)
+            if type(limiter) is MemoryLimiter:  # it answers at once: no coroutine per request
+                admission = limiter.admit_now(checks, estimated)
+            else:
+                admission = await limiter.admit_all(checks, estimated)
         except PilothouseError:
             raise
         except Exception:  # noqa: BLE001 - a limits store outage must not stop the gateway
@@ -316,13 +326,22 @@ class Accounting:
         try:
             if call.cost_usd is None:
                 call.cost_usd = self.price(call, input_tokens or 0, output_tokens or 0)
-            await self.limiter.settle(
-                admission,
-                (input_tokens or 0) + (output_tokens or 0),
+            tokens_in, tokens_out, cost = (
+                input_tokens or 0,
+                output_tokens or 0,
                 call.cost_usd or 0.0,
-                input_tokens=input_tokens or 0,
-                output_tokens=output_tokens or 0,
             )
+            limiter = self.limiter
+            if type(limiter) is MemoryLimiter:
+                limiter.settle_now(admission, tokens_in + tokens_out, cost, tokens_in, tokens_out)
+            else:
+                await limiter.settle(
+                    admission,
+                    tokens_in + tokens_out,
+                    cost,
+                    input_tokens=tokens_in,
+                    output_tokens=tokens_out,
+                )
         except Exception:  # noqa: BLE001 - the answer is already out; never fail it here
             self._warn("settle", f"settling gateway call {call.request_id} failed")
         finally:

@@ -76,6 +76,8 @@ def allowed(api_key: ApiKey, model: str) -> bool:
 
 
 def _call_hooks(results: list[Any]) -> list[Awaitable[Any]]:
+    if not results:
+        return results  # most calls: no plugin had anything to do
     return [r for r in results if inspect.isawaitable(r)]
 
 

@@ -352,6 +352,12 @@ class MemoryLimiter:
     async def admit_all(
         self, checks: Sequence[tuple[str, LimitPolicy]], estimated_tokens: int
     ) -> Admission:
+        return self.admit_now(checks, estimated_tokens)
+
+    def admit_now(
+        self, checks: Sequence[tuple[str, LimitPolicy]], estimated_tokens: int
+    ) -> Admission:
+        """:meth:`admit_all` without a coroutine: nothing here waits."""
         now = self.clock()
         ledger = self.ledger
         # (counters, policy, new request TAT, new token TAT): charged once every subject admits
@@ -424,6 +430,17 @@ class MemoryLimiter:
         input_tokens: int | None = None,
         output_tokens: int | None = None,
     ) -> None:
+        self.settle_now(admission, actual_tokens, cost_usd, input_tokens, output_tokens)
+
+    def settle_now(
+        self,
+        admission: Admission,
+        actual_tokens: int,
+        cost_usd: float,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+    ) -> None:
+        """:meth:`settle` without a coroutine."""
         if admission.settled:
             return
         admission.settled = True

@@ -105,7 +105,7 @@ def check_chat(body: dict[str, Any]) -> str:
                 "invalid_value",
             )
         content = message.get("content")
-        if content is not None and not isinstance(content, str | list):
+        if content is not None and not isinstance(content, (str, list)):  # no union per message
             raise invalid(
                 f"messages[{i}].content",
                 f"expected a string or an array, got {_json_type(content)}",
