@@ -344,9 +344,8 @@ class GatewayApp:
             return
         if call.operation == "chat":
             choices = result.get("choices") or []
-            call.output = [c.get("message") for c in choices if isinstance(c, dict)]
-            if len(call.output) == 1:
-                call.output = call.output[0]
+            messages = [c.get("message") for c in choices if isinstance(c, dict)]
+            call.output = messages[0] if len(messages) == 1 else messages
         elif call.operation == "completions":
             call.output = [c.get("text") for c in result.get("choices") or []]
         else:
