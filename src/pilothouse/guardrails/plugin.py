@@ -193,7 +193,7 @@ def gateway_request(call: Call) -> Awaitable[None] | None:
     block never leaves theirs un-awaited); None when no policy can apply to the call.
     """
     call.metadata.pop("guardrails", None)  # a client's metadata must not pose as ours
-    guard, _ = _state(call)
+    guard = guardrails_for(call.runtime)
     if not may_select(guard, call, call.runtime.settings.guardrails_gateway_policy):
         return None
     return _check_request(call)
