@@ -194,7 +194,7 @@ def tightest(usages: Sequence[Usage | None]) -> Usage | None:
     return out
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Admission:
     """A request let in: its subjects, the token estimate charged, and headers to send."""
 
@@ -256,19 +256,6 @@ class Limiter(Protocol):
         ...
 
 
-def gcra(tat: float, now: float, cost: float, limit: int) -> tuple[float, float]:
-    """Check ``cost`` units against ``limit`` per :data:`WINDOW`, burst of the whole limit:
-    ``(new arrival time, 0.0)`` when admitted, else ``(tat, seconds to wait)``."""
-    if limit <= 0:
-        return tat, WINDOW
-    interval = WINDOW / limit
-    new_tat = (tat if tat > now else now) + cost * interval
-    # Half an interval of slack absorbs float rounding without admitting one more unit.
-    if new_tat - now <= WINDOW + interval / 2:
-        return new_tat, 0.0
-    return tat, new_tat - WINDOW - now
-
-
 def gcra_usage(tat: float, now: float, limit: int) -> Usage:
     if limit <= 0:
         return Usage(limit=0, remaining=0, reset=WINDOW)
@@ -318,12 +305,23 @@ class _Counters:
         self.running = 0
 
 
-def _standing(tat: float, now: float, limit: int) -> tuple[int, float, int]:
-    """``(remaining, -reset, limit)`` of a rate after an admission: the smallest is the
-    tightest (fewer remaining; on a tie, the later reset), as :func:`tighter` compares."""
+def _admit_rate(
+    tat: float, now: float, cost: float, limit: int
+) -> tuple[float, float, tuple[int, float, int]]:
+    """GCRA: check ``cost`` units against ``limit`` per :data:`WINDOW` (a burst of the whole
+    limit) for the theoretical arrival time ``tat``. Returns ``(new arrival time, 0.0, where
+    the rate stands)`` when admitted, else ``(tat, seconds to wait, _)``. A standing is
+    ``(remaining, -reset, limit)``: of two, the smaller is the tighter (fewer remaining; on a
+    tie, the later reset), as :func:`tighter` compares usages."""
+    if limit <= 0:
+        return tat, WINDOW, (0, 0.0, limit)
     interval = WINDOW / limit
-    used = tat - now if tat > now else 0.0
-    return math.floor((WINDOW - used) / interval + EPSILON), -used, limit
+    new_tat = (tat if tat > now else now) + cost * interval
+    used = new_tat - now
+    # Half an interval of slack absorbs float rounding without admitting one more unit.
+    if used > WINDOW + interval / 2:
+        return tat, used - WINDOW, (0, 0.0, limit)
+    return new_tat, 0.0, (math.floor((WINDOW - used) / interval + EPSILON), -used, limit)
 
 
 def _standing_headers(
@@ -380,20 +378,18 @@ class MemoryLimiter:
             request_tat = token_tat = None
             rpm, tpm = policy.rpm, policy.tpm
             if rpm is not None:
-                request_tat, wait = gcra(counters.requests, now, 1, rpm)
+                request_tat, wait, standing = _admit_rate(counters.requests, now, 1, rpm)
                 if wait:
                     headers = rate_headers(gcra_usage(counters.requests, now, rpm), None)
                     raise rate_error(subject, "requests", rpm, wait, headers)
-                standing = _standing(request_tat, now, rpm)
                 if requests is None or standing < requests:
                     requests = standing
             if tpm is not None:
                 cost = clamp_tokens(estimated_tokens, tpm)
-                token_tat, wait = gcra(counters.tokens, now, cost, tpm)
+                token_tat, wait, standing = _admit_rate(counters.tokens, now, cost, tpm)
                 if wait:
                     headers = rate_headers(None, gcra_usage(counters.tokens, now, tpm))
                     raise rate_error(subject, "tokens", tpm, wait, headers)
-                standing = _standing(token_tat, now, tpm)
                 if tokens is None or standing < tokens:
                     tokens = standing
             plans.append((counters, policy, request_tat, token_tat))
