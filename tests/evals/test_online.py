@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 from pilothouse.app import create_app
 from pilothouse.evals.online import in_sample
 from pilothouse.evals.plugin import online
+from pilothouse.gateway.spans import new_trace_id
 from pilothouse.jobs import JobContext
 from pilothouse.runtime import Runtime
 from pilothouse.store import traces as trace_store
@@ -57,12 +58,20 @@ def _online_scores(runtime: Runtime, ids: list[str]) -> list[dict[str, Any]]:
 
 
 def test_sampling_is_stable():
-    assert in_sample("00000000" + "0" * 24, 0.01)
-    assert not in_sample("ffffffff" + "0" * 24, 0.99)
+    assert in_sample("f" * 24 + "00000000", 0.01)
+    assert not in_sample("0" * 24 + "ffffffff", 0.99)
     ids = [secrets.token_hex(16) for _ in range(2000)]
     share = sum(in_sample(i, 0.25) for i in ids) / len(ids)
     assert 0.2 < share < 0.3
     assert [in_sample(i, 0.25) for i in ids] == [in_sample(i, 0.25) for i in ids]
+
+
+def test_gateway_trace_ids_of_one_moment_sample_at_the_rate():
+    # The gateway's ids start with the time: sampling must not read that part.
+    ids = [new_trace_id() for _ in range(2000)]
+    assert len({i[:12] for i in ids}) < 50  # a few milliseconds apart
+    share = sum(in_sample(i, 0.25) for i in ids) / len(ids)
+    assert 0.2 < share < 0.3
 
 
 def test_rules_score_new_matching_traces_rate_limited(eval_runtime: Runtime):

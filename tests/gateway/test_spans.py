@@ -4,6 +4,7 @@ message strings cut, short ones kept as they are."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any, cast
 
 import orjson
@@ -11,7 +12,7 @@ import orjson
 from pilothouse.errors import BadRequest
 from pilothouse.gateway.call import Call
 from pilothouse.gateway.config import Deployment
-from pilothouse.gateway.spans import build_span, facts, truncate
+from pilothouse.gateway.spans import build_span, facts, new_trace_id, truncate
 from pilothouse.identity.keys import ApiKey
 from pilothouse.tracing import process
 from pilothouse.tracing.model import Span
@@ -97,3 +98,15 @@ def test_without_capture_no_content_leaves_the_server():
     assert span.input is None and span.output is None
     assert (span.status_code, span.status_message) == ("error", "no good")
     assert span.attributes["gen_ai.request.parameters"] == {"temperature": 0.5}
+
+
+def test_new_trace_ids_follow_the_clock_and_stay_unique():
+    before = time.time_ns() // 1_000_000
+    first = [new_trace_id() for _ in range(1000)]
+    time.sleep(0.002)
+    later = new_trace_id()
+    assert len(set(first)) == 1000
+    assert all(len(i) == 32 and int(i, 16) for i in first)
+    assert before <= int(first[0][:12], 16) <= time.time_ns() // 1_000_000
+    # Time first: a later id sorts after every earlier one, so traces append to the B-trees.
+    assert max(first) < later

@@ -31,16 +31,26 @@ SCOPE = {"name": "pilothouse.gateway"}
 
 
 def _parent(traceparent: str | None) -> tuple[str, str | None]:
-    """Trace id and parent span id from a W3C ``traceparent`` header, else a new trace.
-
-    Ids come from the non-cryptographic generator: they must be unique, not secret, and
-    ``secrets`` costs a system call per id."""
+    """Trace id and parent span id from a W3C ``traceparent`` header, else a new trace."""
     parts = (traceparent or "").split("-")
     if len(parts) == 4 and len(parts[1]) == 32 and len(parts[2]) == 16:
         trace_id, parent = parts[1].lower(), parts[2].lower()
         if trace_id.strip("0") and parent.strip("0"):
             return trace_id, parent
-    return f"{getrandbits(128):032x}", None
+    return new_trace_id(), None
+
+
+def new_trace_id() -> str:
+    """A time-ordered trace id: 48 bits of Unix milliseconds, then 80 random bits.
+
+    The trace tables are keyed by trace id: random ids put each new trace on a random page of
+    those B-trees, so every batch dirtied pages all over them and the writer's CPU per span
+    grew with the store. Ids that start with the time append at the tables' right edge, like
+    UUIDv7 does (writer CPU per gateway span 68-86 -> 56-64 us in alternating runs). The
+    random part ends the id, where W3C Trace Context level 2 puts it (what sampling reads).
+    The generator is the non-cryptographic one: ids must be unique, not secret, and
+    ``secrets`` costs a system call per id."""
+    return f"{time.time_ns() // 1_000_000:012x}{getrandbits(80):020x}"
 
 
 def _json_size(value: Any) -> float:
