@@ -292,3 +292,10 @@ async def test_make_limiter_follows_the_settings(tmp_path):
     shared = make_limiter(load_settings({"redis_url": "redis://127.0.0.1:6379/0"}, environ={}))
     assert isinstance(shared, RedisLimiter)
     await shared.aclose()
+
+
+async def test_a_zero_budget_refuses_even_without_a_spend_ledger():
+    limiter = MemoryLimiter(None, clock=Clock())
+    with pytest.raises(BudgetExceeded):
+        await limiter.admit("key:1", LimitPolicy(budget_usd=0.0), 10)
+    assert (await limiter.admit("key:1", LimitPolicy(budget_usd=1.0), 10)).headers == {}

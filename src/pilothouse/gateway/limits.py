@@ -367,11 +367,10 @@ class MemoryLimiter:
             counters = self._counters.get(subject)
             if counters is None:
                 counters = self._counters[subject] = _Counters()
-            if ledger is not None:
-                for period, budget in policy.budgets():
-                    spent = ledger.spent(subject, period)
-                    if spent >= budget:
-                        raise budget_error(subject, period, budget, spent, now)
+            for period, budget in policy.budgets():
+                spent = ledger.spent(subject, period) if ledger is not None else 0.0
+                if spent >= budget:  # a budget of 0 refuses even without a ledger
+                    raise budget_error(subject, period, budget, spent, now)
             cap = policy.max_concurrent
             if cap is not None and counters.running >= cap:
                 raise rate_error(subject, "concurrent requests", cap, 1.0, {})
