@@ -326,11 +326,8 @@ class Accounting:
         try:
             if call.cost_usd is None:
                 call.cost_usd = self.price(call, input_tokens or 0, output_tokens or 0)
-            tokens_in, tokens_out, cost = (
-                input_tokens or 0,
-                output_tokens or 0,
-                call.cost_usd or 0.0,
-            )
+            tokens_in, tokens_out = input_tokens or 0, output_tokens or 0
+            cost = call.cost_usd or 0.0
             limiter = self.limiter
             if type(limiter) is MemoryLimiter:
                 limiter.settle_now(admission, tokens_in + tokens_out, cost, tokens_in, tokens_out)

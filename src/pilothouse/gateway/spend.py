@@ -102,7 +102,7 @@ class SpendLedger:
         day, month = self._starts()
         with self.db.read() as conn:
             rows = store.spend_since(conn, month)
-        totals: dict[tuple[str, Period, date], float] = {}
+        totals: dict[Slot, float] = {}
         # Spend counted since the process started but not yet flushed stays on top.
         for row in [*rows, *self._pending.values()]:
             slots = _slots(row.project_id, row.key_id, row.period_start, day, month)
