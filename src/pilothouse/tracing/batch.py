@@ -136,10 +136,11 @@ class SpanStore:
         lock is released (what ``synchronous=FULL`` would do inside it, under 1 ms here), so a
         batch survives a power loss before its exporters are answered. SQLite's automatic
         checkpoint instead ran in nearly every commit (a trace batch dirties index pages all
-        over the file, since trace ids are random, and outgrew its 1,000-page threshold): it
-        copied the WAL and synced the database while the other processes' writers queued on
-        the write lock. The writer calls this after acknowledging the batch; copying the pages
-        of ten times as many spans at once copies a page that several batches changed once.
+        over the file when its trace ids are random, as OTLP exporters' are, and outgrew its
+        1,000-page threshold): it copied the WAL and synced the database while the other
+        processes' writers queued on the write lock. The writer calls this after acknowledging
+        the batch; copying the pages of ten times as many spans at once copies a page that
+        several batches changed once.
         """
         if self._uncheckpointed < CHECKPOINT_SPANS:
             return False
