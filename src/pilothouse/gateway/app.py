@@ -297,7 +297,7 @@ class GatewayApp:
                     code="model_not_allowed",
                     param="model",
                 )
-            self.router.route(call.model)  # 404 before limits are charged
+            route = self.router.route(call.model)  # 404 before limits are charged
             if self.extras is not None:
                 admission = await self.extras.admit(call, len(raw))
                 cached = await self.extras.cached(call)
@@ -307,7 +307,7 @@ class GatewayApp:
             if call.stream:
                 await self.stream(call, receive, send)
                 return
-            result = await self.router.call(call, operation)
+            result = await self.router.call(call, operation, route)
             self.observe(call, result)
             pending = _call_hooks(self.on_response(call=call, response=result))
             if pending:

@@ -131,15 +131,18 @@ class Router:
             found = self.breakers[deployment.id] = Breaker()
         return found
 
-    def call(self, call: Call, operation: str) -> Coroutine[Any, Any, dict[str, Any]]:
-        """A non-streaming call: ``operation`` is chat, embeddings or completions."""
+    def call(
+        self, call: Call, operation: str, route: ModelRoute | None = None
+    ) -> Coroutine[Any, Any, dict[str, Any]]:
+        """A non-streaming call: ``operation`` is chat, embeddings or completions; ``route``:
+        the call's model as :meth:`route` found it (looked up again when not given)."""
 
         def attempt(provider: Provider, deployment: Deployment) -> Awaitable[dict[str, Any]]:
             # The provider's own awaitable: no coroutine of ours around it.
             method: Callable[..., Awaitable[dict[str, Any]]] = getattr(provider, operation)
             return method(deployment, call.body)
 
-        return self._run(call, attempt)
+        return self._run(call, attempt, route)
 
     async def open_stream(self, call: Call, operation: str) -> OpenedStream:
         """A streaming call, returned once the first chunk arrived."""
@@ -160,9 +163,15 @@ class Router:
 
         return await self._run(call, attempt)
 
-    async def _run(self, call: Call, attempt: Callable[[Provider, Deployment], Awaitable[T]]) -> T:
+    async def _run(
+        self,
+        call: Call,
+        attempt: Callable[[Provider, Deployment], Awaitable[T]],
+        route: ModelRoute | None = None,
+    ) -> T:
         config = self.source.get()
-        route = self.route(call.model)
+        if route is None:
+            route = self.route(call.model)
         tried: set[str] = set()
         queue = [route]
         last: AttemptFailed | None = None
