@@ -265,7 +265,7 @@ class HotCycle:
         count = 0
         for name, value in headers:
             count += 1
-            name = name.lower()
+            # Names as they come: ASGI has apps send them lowercased (the hot apps do).
             if name == b"content-length":
                 chunked = False
             elif name == b"connection" and b"close" in value.lower():

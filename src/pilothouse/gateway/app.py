@@ -359,7 +359,7 @@ class GatewayApp:
         if call.deployment is not None:
             out.append((b"x-pilothouse-deployment", call.deployment.id.encode()))
         for name, value in call.response_headers.items():
-            out.append((name.encode(), value.encode()))  # the server writes names lowercased
+            out.append((name.encode(), value.encode()))  # names are case-insensitive in HTTP
         return out
 
     async def answer(self, call: Call, send: Send, result: dict[str, Any]) -> None:
