@@ -53,12 +53,7 @@ async def serve(server: RawServer) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}/v1/chat/completions"
 
 
-OK = (
-    b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{"ok": true}'[
-        :-1
-    ]
-    + b"}"
-)
+OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
 
 
 async def test_reuses_connections_and_sends_one_well_formed_request() -> None:
@@ -91,7 +86,7 @@ async def test_chunked_answers_are_decoded_and_streamed() -> None:
 
 async def test_a_connection_the_server_closed_is_replaced_transparently() -> None:
     # The server closes after each answer without saying so: the pooled connection is stale.
-    server = RawServer(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", close_after=True)
+    server = RawServer(OK, close_after=True)
     client = PooledUpstream()
     async for url in serve(server):
         for _ in range(3):
@@ -117,7 +112,7 @@ class SlowServer(RawServer):
     """Answers after a pause, counting the requests it holds at once."""
 
     def __init__(self) -> None:
-        super().__init__(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        super().__init__(OK)
         self.open = self.most = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -168,3 +163,46 @@ async def test_slots_are_handed_over_in_order_and_survive_cancelled_waiters() ->
     assert order == ["third"]
     slots.give()  # "third" is done with it
     assert slots.free == 1 and slots.take() is None
+
+
+class PacedServer(RawServer):
+    """Answers its n-th request after ``delays[n]`` seconds, on one keep-alive connection."""
+
+    def __init__(self, delays: list[float]) -> None:
+        super().__init__(OK)
+        self.delays = delays
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            for delay in self.delays:
+                await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(2)
+                await asyncio.sleep(delay)
+                writer.write(self.answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_each_wait_keeps_its_own_deadline_on_a_reused_connection() -> None:
+    # The connection keeps one timer across waits: a shorter wait after a longer one must
+    # still end on time, and an earlier wait's timer firing during a longer wait must not.
+    client = PooledUpstream()
+    patient = Timeouts(connect=1, first_byte=5, total=10)
+    short = Timeouts(connect=1, first_byte=0.3, total=10)
+    server = PacedServer([0.0, 0.0, 0.6, 5.0])
+    async for url in serve(server):
+        assert (await client.post(url, b"{}", {}, patient)).status == 200  # timer at +5 s
+        assert (await client.post(url, b"{}", {}, short)).status == 200  # re-armed: +0.3 s
+        # That timer fires 0.3 s into this 0.6 s answer, which may take 5 s: no timeout.
+        assert (await client.post(url, b"{}", {}, patient)).status == 200
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(AttemptFailed, match=r"no answer within 0\.3s"):
+            await client.post(url, b"{}", {}, short)
+        assert loop.time() - started < 2.5  # its own deadline, not the last wait's (+5 s)
+    assert server.connections == 1
+    await client.aclose()
