@@ -99,13 +99,20 @@ HOT = ("/json", "/stream", "/boom", "/inject", "/wait", "/big")
 
 
 @contextlib.contextmanager
-def serving(asgi: ASGIApp, http: type[HttpProtocol]) -> Iterator[str]:
-    """``asgi`` served by uvicorn with the ``http`` protocol on a free port."""
+def serving(asgi: ASGIApp, http: type[HttpProtocol], **options: Any) -> Iterator[str]:
+    """``asgi`` served by uvicorn with the ``http`` protocol on a free port (``options``:
+    more of uvicorn's settings)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     config = uvicorn.Config(
-        asgi, host="127.0.0.1", port=port, http=http, log_level="critical", lifespan="off"
+        asgi,
+        host="127.0.0.1",
+        port=port,
+        http=http,
+        log_level="critical",
+        lifespan="off",
+        **options,
     )
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -219,3 +226,27 @@ def test_a_hot_app_sees_the_client_leave(hot: str):
     while len(SEEN) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert SEEN[-1] == {"after": {"type": "http.disconnect"}}
+
+
+@pytest.mark.parametrize("road", ["uvicorn", "hot"])
+def test_idle_connections_close_after_the_keep_alive_timeout_busy_ones_stay(road: str):
+    # One timer lasts across the requests of a connection: it must close an idle connection
+    # once the timeout has passed since its last answer, and never a busy one.
+    http = HttpProtocol if road == "uvicorn" else protocol_for(dict.fromkeys(HOT, app), 64)
+    with serving(app, http, timeout_keep_alive=0.5) as url:
+        port = int(url.rsplit(":", 1)[1])
+        request = b"POST /json HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}"
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            for i in range(8):  # 1.4 s of requests 0.2 s apart: the timer fires meanwhile
+                if i:
+                    time.sleep(0.2)
+                sock.sendall(request)
+                data = b""
+                while not data.endswith(b'{"ok":true}'):
+                    chunk = sock.recv(65536)
+                    assert chunk, "a connection in use was closed"
+                    data += chunk
+            answered = time.monotonic()
+            assert sock.recv(65536) == b""  # then idle: closed by the server
+            idle = time.monotonic() - answered
+        assert 0.4 <= idle < 3, idle
