@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Iterable
 
 import pytest
 
@@ -108,21 +109,24 @@ async def test_first_byte_timeout_and_refused_connection() -> None:
     await client.aclose()
 
 
-class SlowServer(RawServer):
-    """Answers after a pause, counting the requests it holds at once."""
+class PacedServer(RawServer):
+    """Answers each request of a connection after the next of ``delays`` seconds, counting the
+    requests it holds at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, delays: Iterable[float]) -> None:
         super().__init__(OK)
+        self.delays = delays
         self.open = self.most = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
-            while True:
+            for delay in self.delays:
                 await reader.readuntil(b"\r\n\r\n")
                 await reader.readexactly(2)
                 self.open += 1
                 self.most = max(self.most, self.open)
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(delay)
                 self.open -= 1
                 writer.write(self.answer)
                 await writer.drain()
@@ -133,7 +137,7 @@ class SlowServer(RawServer):
 
 
 async def test_max_connections_queues_the_other_requests() -> None:
-    server = SlowServer()
+    server = PacedServer(itertools.repeat(0.02))
     client = PooledUpstream(max_connections=2)
     async for url in serve(server):
         replies = await asyncio.gather(*(client.post(url, b"{}", {}, FAST) for _ in range(6)))
@@ -163,28 +167,6 @@ async def test_slots_are_handed_over_in_order_and_survive_cancelled_waiters() ->
     assert order == ["third"]
     slots.give()  # "third" is done with it
     assert slots.free == 1 and slots.take() is None
-
-
-class PacedServer(RawServer):
-    """Answers its n-th request after ``delays[n]`` seconds, on one keep-alive connection."""
-
-    def __init__(self, delays: list[float]) -> None:
-        super().__init__(OK)
-        self.delays = delays
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            for delay in self.delays:
-                await reader.readuntil(b"\r\n\r\n")
-                await reader.readexactly(2)
-                await asyncio.sleep(delay)
-                writer.write(self.answer)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
 
 
 async def test_each_wait_keeps_its_own_deadline_on_a_reused_connection() -> None:
