@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from pilothouse.api.bodylimit import too_large
+from pilothouse.timers import Deadline
 
 log = logging.getLogger("uvicorn.error")
 
@@ -97,20 +98,18 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.raw_transport: asyncio.Transport = transport  # type: ignore[assignment]
-        #: loop time since when the connection waits for a request (None: one is in progress)
-        self.idle_since: float | None = None
+        #: when an idle connection is closed (keep-alive), one timer across requests
+        self.idle_deadline = Deadline(self.loop, self.timeout_keep_alive_handler)
         coalescing = CoalescingTransport(transport, self.loop)  # type: ignore[arg-type]
         super().connection_made(coalescing)  # type: ignore[arg-type]
 
     # --- keep-alive: one timer per connection -----------------------------------------------
     # uvicorn arms a keep-alive timer after every answer and cancels it when the next request
-    # arrives: a timer made and dropped per request, about 1% of a proxied call's CPU. Here
-    # the timer outlives requests: a request only marks the connection busy, an answer marks
-    # it idle, and the timer, when it fires, closes the connection only if it has been idle
-    # for the whole timeout (else it sleeps until then, or until the next idle moment).
+    # arrives. Here an answer sets the connection's keep-alive deadline and a request clears
+    # it, on one timer (pilothouse.timers).
 
     def on_response_complete(self) -> None:
-        # uvicorn's, with the lasting timer.
+        # uvicorn's, with the keep-alive deadline.
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
@@ -119,31 +118,14 @@ class HttpProtocol(HttpToolsProtocol):
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
             return
-        self.idle_since = now = self.loop.time()
-        if self.timeout_keep_alive_task is None:
-            self._keep_alive_at(now + self.timeout_keep_alive)
+        self.idle_deadline.set(self.loop.time() + self.timeout_keep_alive)
 
     def _unset_keepalive_if_required(self) -> None:
-        self.idle_since = None  # data arrived: busy; the timer stays
-
-    def _keep_alive_at(self, when: float) -> None:
-        self.timeout_keep_alive_task = self.loop.call_at(when, self._keep_alive_check)
-
-    def _keep_alive_check(self) -> None:
-        self.timeout_keep_alive_task = None
-        if self.idle_since is None:
-            return  # busy: the next answer arms the timer again
-        due = self.idle_since + self.timeout_keep_alive
-        if self.loop.time() >= due:
-            self.timeout_keep_alive_handler()
-        else:
-            self._keep_alive_at(due)
+        self.idle_deadline.clear()  # data arrived: busy
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        if self.timeout_keep_alive_task is not None:
-            self.timeout_keep_alive_task.cancel()
-            self.timeout_keep_alive_task = None
+        self.idle_deadline.stop()
 
     def on_headers_complete(self) -> None:
         app = self.hot.get(self.url) if self.hot else None

@@ -23,6 +23,7 @@ import httptools
 from pilothouse.gateway.config import Timeouts
 from pilothouse.gateway.http import Reply, StreamReply
 from pilothouse.gateway.providers.base import AttemptFailed
+from pilothouse.timers import Deadline
 
 #: Seconds an idle pooled connection is trusted (servers commonly close after 5-75 s).
 IDLE_SECONDS = 4.0
@@ -90,10 +91,8 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self.streaming = False
-        #: when the current wait times out (loop time), and the timer that checks it
-        self.deadline = 0.0
-        self.timer: asyncio.TimerHandle | None = None
-        self.timer_at = 0.0
+        #: when the current wait times out (one timer across the connection's waits)
+        self.deadline = Deadline(loop, self.timed_out)
         self._reset()
 
     def _reset(self) -> None:
@@ -121,7 +120,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._stop_timer()
+        self.deadline.stop()
         if not self.complete:
             self._fail(ConnectionError("the upstream closed the connection"))
 
@@ -170,7 +169,7 @@ class Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
-        self._stop_timer()
+        self.deadline.stop()
         if self.transport is not None:
             self.transport.close()
 
@@ -181,43 +180,17 @@ class Connection(asyncio.Protocol):
         self.transport.write(data)
 
     async def wait(self, silence: float) -> None:
-        """Wait for the next parser event, at most ``silence`` seconds.
-
-        The connection keeps one timer across its waits: a wait only moves the deadline, and
-        the timer is armed anew only when it would fire too late (a shorter wait) or has
-        gone. Arming and cancelling a timer for every wait cost about 1% of the CPU of a
-        proxied call; an early firing (an earlier wait's) just sleeps until the deadline."""
+        """Wait for the next parser event, at most ``silence`` seconds."""
         if self.error is not None:
             raise self.error
         loop = self.loop
-        deadline = self.deadline = loop.time() + silence
-        if self.timer is None or self.timer_at > deadline:
-            self._arm(deadline)
+        self.deadline.set(loop.time() + silence)
         self.waiter = loop.create_future()
         try:
             await self.waiter
         finally:
             self.waiter = None
-
-    def _arm(self, when: float) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        self.timer = self.loop.call_at(when, self._check_deadline)
-        self.timer_at = when
-
-    def _check_deadline(self) -> None:
-        self.timer = None
-        if self.waiter is None or self.closed:
-            return  # nobody waits: the next wait arms a timer again
-        if self.loop.time() >= self.deadline:
-            self.timed_out()
-        else:
-            self._arm(self.deadline)
-
-    def _stop_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+            self.deadline.clear()
 
     def headers(self) -> Mapping[str, str]:
         return _Headers(self.header_list)
