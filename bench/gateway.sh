@@ -68,7 +68,7 @@ child_cpu() { local t=0 p; for p in $(pgrep -P "$GW_PID" || true); do
     t=$(( t + $(awk '{print $14 + $15}' "/proc/$p/stat") )); done; echo "$t"; }
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 wrk -t2 -c"$CONNS" -d3s -s "$LUA" "$DIRECT" >/dev/null
-wrk -t2 -c"$CONNS" -d3s -s "$LUA" "$GATEWAY" >/dev/null
+wrk -t2 -c"$CONNS" -d3s --latency -s "$LUA" "$GATEWAY" >"$WORK/gateway-warm.txt"
 CPU_TICKS=0
 CHILD_TICKS=0
 for round in $(seq "$ROUNDS"); do
@@ -89,12 +89,12 @@ RSS_PEAK=$(rss VmHWM)
 CHILD_AFTER_RSS=$(child_rss VmRSS)
 CHILD_PEAK=$(child_rss VmHWM)
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-sleep 3  # let the trace writer drain before counting persisted spans
+LOAD_ENDED=$(date +%s.%N)
 
 "$PY" - "$WORK" "$CONNS" "$RSS_WARM" "$RSS_AFTER" "$RSS_PEAK" "$CPU_TICKS" \
     "$CHILD_TICKS" "$(getconf CLK_TCK)" "$CHILD_WARM" "$CHILD_AFTER_RSS" \
-    "$CHILD_PEAK" "$ROUNDS" <<'PYEOF'
-import re, sqlite3, sys
+    "$CHILD_PEAK" "$ROUNDS" "$LOAD_ENDED" <<'PYEOF'
+import re, sqlite3, sys, time
 from pathlib import Path
 
 work, conns = Path(sys.argv[1]), sys.argv[2]
@@ -118,8 +118,18 @@ def parse(name: str) -> dict[str, float]:
 rounds = int(sys.argv[12])
 pairs = [(parse(f"direct-{i}.txt"), parse(f"gateway-{i}.txt")) for i in range(1, rounds + 1)]
 long = parse("rss.txt")
+# Every answered request is a span (+1: the check before the runs). Wait for the trace writer
+# to commit them all: how long that takes after the load stopped is how far behind it was.
+answered = 1 + parse("gateway-warm.txt")["requests"] + long["requests"]
+answered += sum(g["requests"] for _, g in pairs)
 db = sqlite3.connect(work / "gw" / "pilothouse.db")
-spans = db.execute("select count(*) from spans").fetchone()[0]
+load_ended = float(sys.argv[13])
+while True:
+    spans = db.execute("select count(*) from spans").fetchone()[0]
+    if spans >= answered or time.time() - load_ended > 120:
+        break
+    time.sleep(0.2)
+drained = time.time() - load_ended
 overheads = sorted(
     row[0]
     for row in db.execute(
@@ -142,6 +152,6 @@ if c_peak:
     print(f"- trace writer process RSS: {c_warm / 1024:.0f} MiB after warm-up, {c_after / 1024:.0f} MiB after (peak {c_peak / 1024:.0f} MiB)")
 per_call = 1e6 / hz / max(sum(g["requests"] for _, g in pairs), 1)
 print(f"- CPU per proxied call (user + system): gateway process {cpu_ticks * per_call:.0f} µs, trace writer process {child_ticks * per_call:.0f} µs")
-print(f"- spans persisted by the trace writer: {spans}")
+print(f"- spans persisted by the trace writer: {spans} for {answered} answered requests, all in {drained:.1f} s after the load stopped" if spans >= answered else f"- spans persisted by the trace writer: {spans} for {answered} answered requests: MISSING after {drained:.0f} s")
 print(f"- gateway overhead inside the process (x-pilothouse-overhead-ms, from the spans): p50 {pct(overheads, 0.5):.3f} ms, p99 {pct(overheads, 0.99):.3f} ms")
 PYEOF
