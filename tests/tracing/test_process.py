@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,49 @@ def test_submitted_spans_are_committed_by_the_child(tmp_path: Path, database_url
         w.submit(spans(3))  # the same child takes later batches
         assert w.flush(60)
         assert stored(rt.db) == 103 and w.process.stats["children"] == 1
+    finally:
+        w.close()
+        rt.db.close()
+
+
+def ended_now(n: int) -> list[Span]:
+    out = spans(n)
+    for span in out:
+        span.end_time_ns = time.time_ns()
+    return out
+
+
+def child_classes(process: WriterProcess) -> set[int]:
+    """The scheduling classes of the child's threads."""
+    assert process._child is not None
+    tasks = Path(f"/proc/{process._child.pid}/task")
+    return {os.sched_getscheduler(int(tid.name)) for tid in tasks.iterdir()}
+
+
+def eventually(check: Any, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling classes")
+def test_the_child_uses_idle_cores_until_spans_have_waited_too_long(
+    tmp_path: Path, database_url: str
+):
+    rt, w = writer_with_process(tmp_path, database_url)
+    try:
+        w.submit(ended_now(2))
+        assert w.flush(60) and w.process is not None
+        assert eventually(lambda: child_classes(w.process) == {os.SCHED_IDLE})
+        w.submit(spans(3))  # ended long ago: more than BEHIND_SECONDS
+        assert eventually(lambda: child_classes(w.process) == {os.SCHED_OTHER})
+        w.submit(ended_now(1))
+        assert w.flush(60)  # caught up
+        assert eventually(lambda: child_classes(w.process) == {os.SCHED_IDLE})
+        assert stored(rt.db) == 6
     finally:
         w.close()
         rt.db.close()

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from pilothouse.store import Database
 from pilothouse.store import trace_writes as store
 from pilothouse.store.trace_writes import json_text
-from pilothouse.tracing import summary
+from pilothouse.tracing import priority, summary
 from pilothouse.tracing.model import Span
 from pilothouse.tracing.writelock import WriteLock
 
@@ -110,7 +110,8 @@ class SpanStore:
             if sqlite:
                 store.set_autocheckpoint(conn, False)
             try:
-                with self._lock.hold(), self.db.write(conn):
+                # Others wait for the lock (and, on PostgreSQL, the rows): never idle in it.
+                with priority.urgent(), self._lock.hold(), self.db.write(conn):
                     savepoint = conn.begin_nested()
                     if store.insert_span_params(conn, batch.params) == len(spans):
                         savepoint.commit()
@@ -152,7 +153,7 @@ class SpanStore:
                 # with every frame copied, which seldom happens when other processes commit
                 # during and right after each checkpoint: copy what they added with their
                 # writers held off (still PASSIVE: nobody is waited for).
-                with self._lock.hold():
+                with priority.urgent(), self._lock.hold():
                     store.checkpoint(conn)
         return True
 

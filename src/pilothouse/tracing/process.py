@@ -8,8 +8,10 @@ competes for the one GIL the event loop needs. With ``tracing_writer_process`` o
 thread sends them in batches through a pipe, and a child process (``python -m
 pilothouse.tracing.process``) runs an ordinary :class:`TraceWriter` on them, with its buffer,
 spill files and replay. Acknowledged writes (OTLP ingestion) stay in the server's process.
-The child runs at a lower priority (:data:`NICENESS`): on busy cores the request path comes
-first and the spans wait.
+The child runs at a lower priority (:mod:`pilothouse.tracing.priority`): on Linux only on idle
+cores, else at ``nice`` :data:`NICENESS`, so on busy cores the request path comes first and the
+spans wait; once they have waited :data:`BEHIND_SECONDS`, or when the server asks for a flush,
+the child competes (at ``nice`` :data:`NICENESS`) until it has caught up.
 
 Nothing is dropped: beyond ``tracing_buffer_spans`` waiting spans (a stuck child) the oldest
 are appended to ``<data_dir>/spill/*.jsonl``, the same files the writer replays; a batch the
@@ -42,6 +44,7 @@ from typing import IO, Any
 import orjson
 
 from pilothouse.settings import Settings, load_settings
+from pilothouse.tracing import priority
 from pilothouse.tracing.model import Span
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,8 @@ LINGER = 0.02
 FRAME = struct.Struct("!cI")
 #: How much the child lowers its scheduling priority (``nice``): the request path comes first.
 NICENESS = 10
+#: Seconds the oldest span may wait in the child before it competes for busy cores.
+BEHIND_SECONDS = 1.0
 SPANS, FLUSH = b"S", b"F"
 
 
@@ -310,7 +315,7 @@ def main() -> None:
         signal.signal(stop, signal.SIG_IGN)
     # Background work: when the cores are busy, serving requests comes first. Spans wait in
     # the pipe and the server's bounded buffer (spilled to disk beyond it), never dropped.
-    os.nice(NICENESS)
+    priority.lower(NICENESS)
     settings = load_settings(orjson.loads(os.environ[SETTINGS_ENV]), environ={})
     logs.configure(settings.log_level, settings.log_format)
     db = Database(settings.effective_database_url)
@@ -330,9 +335,14 @@ def main() -> None:
             if kind == SPANS:
                 writer.submit([parse(line, max_chars) for line in payload.split(b"\n")])
             elif kind == FLUSH:
+                priority.set_behind(True)  # the server waits for it
                 stdout.write(b"1\n" if writer.flush() else b"0\n")
                 stdout.flush()
+            oldest = writer.waiting_since()
+            waited = 0.0 if oldest is None else (time.time_ns() - oldest) / 1e9
+            priority.set_behind(waited > BEHIND_SECONDS)
     finally:
+        priority.set_behind(True)  # the server is stopping: commit the rest now
         writer.close()
         db.close()
 

@@ -234,6 +234,11 @@ class TraceWriter:
         with self._cond:
             return self._acked_spans + len(self._buffer) + self._busy + sent_off
 
+    def waiting_since(self) -> int | None:
+        """End time (ns) of the oldest submitted span the writer thread has not taken yet."""
+        with self._cond:
+            return self._buffer[0].end_time_ns if self._buffer else None
+
     # --- the writer thread --------------------------------------------------------------------
 
     def _take(self) -> tuple[list[tuple[list[Span], Done]], list[Span]]:
