@@ -19,7 +19,7 @@ from pilothouse.tracing.process import NICENESS, WriterProcess
 from pilothouse.tracing.writer import TraceWriter
 from tests.conftest import make_settings
 from tests.gateway.test_spans import _call
-from tests.tracing.test_writer import spans, stored, unmigrated
+from tests.tracing.test_writer import database_locked, spans, stored, unmigrated, wait_for
 
 
 def writer_with_process(
@@ -63,20 +63,22 @@ def ended_now(n: int) -> list[Span]:
     return out
 
 
-def child_classes(process: WriterProcess) -> set[int]:
-    """The scheduling classes of the child's threads."""
+def child_classes(process: WriterProcess) -> list[int]:
+    """The scheduling classes of the child's threads, its main thread's first."""
     assert process._child is not None
-    tasks = Path(f"/proc/{process._child.pid}/task")
-    return {os.sched_getscheduler(int(tid.name)) for tid in tasks.iterdir()}
+    pid = process._child.pid
+    tasks = sorted(int(t.name) for t in Path(f"/proc/{pid}/task").iterdir())
+    return [os.sched_getscheduler(t) for t in sorted(tasks, key=lambda t: t != pid)]
 
 
-def eventually(check: Any, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+def at_rest(process: WriterProcess) -> bool:
+    """Only the watch competes for the cores: every other thread waits for idle ones."""
+    classes = child_classes(process)
+    return classes[0] == os.SCHED_IDLE and classes.count(os.SCHED_OTHER) == 1
+
+
+def behind(process: WriterProcess) -> bool:
+    return set(child_classes(process)) == {os.SCHED_OTHER}
 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling classes")
@@ -87,12 +89,13 @@ def test_the_child_uses_idle_cores_until_spans_have_waited_too_long(
     try:
         w.submit(ended_now(2))
         assert w.flush(60) and w.process is not None
-        assert eventually(lambda: child_classes(w.process) == {os.SCHED_IDLE})
-        w.submit(spans(3))  # ended long ago: more than BEHIND_SECONDS
-        assert eventually(lambda: child_classes(w.process) == {os.SCHED_OTHER})
+        wait_for(lambda: at_rest(w.process))
+        with database_locked(rt.db):  # the spans cannot be committed until the block ends
+            w.submit(spans(3))  # ended long ago: more than BEHIND_SECONDS
+            wait_for(lambda: behind(w.process))
         w.submit(ended_now(1))
         assert w.flush(60)  # caught up
-        assert eventually(lambda: child_classes(w.process) == {os.SCHED_IDLE})
+        wait_for(lambda: at_rest(w.process))
         assert stored(rt.db) == 6
     finally:
         w.close()

@@ -39,13 +39,16 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from pilothouse.settings import Settings, load_settings
 from pilothouse.tracing import priority
 from pilothouse.tracing.model import Span
+
+if TYPE_CHECKING:
+    from pilothouse.tracing.writer import TraceWriter
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,8 @@ FRAME = struct.Struct("!cI")
 NICENESS = 10
 #: Seconds the oldest span may wait in the child before it competes for busy cores.
 BEHIND_SECONDS = 1.0
+#: Seconds between two looks at how long the oldest span has waited.
+WATCH_SECONDS = 0.25
 SPANS, FLUSH = b"S", b"F"
 
 
@@ -298,6 +303,37 @@ class WriterProcess:
             child.stdout.close()
 
 
+class Watch(threading.Thread):
+    """Tells the child's priority whether it is behind, every :data:`WATCH_SECONDS`.
+
+    It runs in the normal class, so it looks even while the other threads wait for idle cores.
+    """
+
+    def __init__(self, writer: TraceWriter) -> None:
+        super().__init__(name="pilothouse-writer-watch", daemon=True)
+        self.writer = writer
+        #: set while someone waits for the writer (a flush, the end): behind, whatever the age
+        self.hurry = threading.Event()
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        with priority.urgent():
+            while True:
+                self.check()
+                if self._stopped.wait(WATCH_SECONDS):
+                    return
+
+    def check(self) -> None:
+        oldest = self.writer.waiting_since()
+        waited = 0.0 if oldest is None else (time.time_ns() - oldest) / 1e9
+        priority.set_behind(self.hurry.is_set() or waited > BEHIND_SECONDS)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join()
+        self.check()
+
+
 def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
     data = stream.read(size) if size else b""
     return data if len(data) == size else None
@@ -321,6 +357,8 @@ def main() -> None:
     db = Database(settings.effective_database_url)
     writer = TraceWriter(db, settings)
     writer.start()
+    watch = Watch(writer)
+    watch.start()
     max_chars = settings.gateway_content_max_chars
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     try:
@@ -335,14 +373,15 @@ def main() -> None:
             if kind == SPANS:
                 writer.submit([parse(line, max_chars) for line in payload.split(b"\n")])
             elif kind == FLUSH:
-                priority.set_behind(True)  # the server waits for it
-                stdout.write(b"1\n" if writer.flush() else b"0\n")
-                stdout.flush()
-            oldest = writer.waiting_since()
-            waited = 0.0 if oldest is None else (time.time_ns() - oldest) / 1e9
-            priority.set_behind(waited > BEHIND_SECONDS)
+                watch.hurry.set()  # the server waits for it
+                try:
+                    stdout.write(b"1\n" if writer.flush() else b"0\n")
+                    stdout.flush()
+                finally:
+                    watch.hurry.clear()
     finally:
-        priority.set_behind(True)  # the server is stopping: commit the rest now
+        watch.hurry.set()  # the server is stopping: commit the rest now
+        watch.stop()
         writer.close()
         db.close()
 

@@ -92,6 +92,7 @@ class TraceWriter:
         self._acked_spans = 0
         self._buffer: deque[Span] = deque()
         self._busy = 0  # spans taken by the writer thread, not yet committed
+        self._busy_since: int | None = None  # end time (ns) of the first submitted one of them
         self._thread: threading.Thread | None = None
         self._closed = False
         self._hurry = False  # a flush is waiting: commit submitted spans without lingering
@@ -235,8 +236,10 @@ class TraceWriter:
             return self._acked_spans + len(self._buffer) + self._busy + sent_off
 
     def waiting_since(self) -> int | None:
-        """End time (ns) of the oldest submitted span the writer thread has not taken yet."""
+        """End time (ns) of the oldest submitted span not committed yet (None: none waits)."""
         with self._cond:
+            if self._busy_since is not None:
+                return self._busy_since  # submitted before those still buffered
             return self._buffer[0].end_time_ns if self._buffer else None
 
     # --- the writer thread --------------------------------------------------------------------
@@ -254,6 +257,7 @@ class TraceWriter:
         while self._buffer and len(loose) < room:
             loose.append(self._buffer.popleft())
         self._busy = taken + len(loose)
+        self._busy_since = loose[0].end_time_ns if loose else None
         return groups, loose
 
     def _linger(self) -> None:
@@ -292,6 +296,7 @@ class TraceWriter:
             finally:
                 with self._cond:
                     self._busy = 0
+                    self._busy_since = None
                     self._cond.notify_all()
             self._checkpoint()  # after the acknowledgements: see SpanStore.checkpoint_if_due
             with self._cond:
