@@ -8,11 +8,13 @@ the request path never waits for it. Two exceptions return threads to the normal
 their ``nice`` value) for a while:
 
 - **Behind** (:func:`set_behind`): when spans have waited longer than the writer process
-  allows, every thread competes again until it has caught up. A machine kept busy by other
-  work then delays spans by a bounded time; it never starves the writer.
-- **Urgent** (:func:`urgent`): while a thread holds the database's write lock
-  (:class:`~pilothouse.tracing.writelock.WriteLock`). Other processes queue for that lock, and
-  would otherwise wait for an idle core to free it.
+  allows (or someone waits for them), every thread competes again until it has caught up. A
+  machine kept busy by other work then delays spans by a bounded time; it never starves the
+  writer.
+- **Urgent** (:func:`urgent`): while a thread writes a batch
+  (:meth:`~pilothouse.tracing.batch.SpanStore.write`: the database's write lock and the
+  transaction). Other processes queue for that lock and those rows, and would otherwise wait
+  for an idle core to free them.
 
 Leaving the idle class needs ``CAP_SYS_NICE`` or an ``RLIMIT_NICE`` that allows the process's
 ``nice`` value, which many containers do not give. :func:`lower` tries it on a throwaway thread
