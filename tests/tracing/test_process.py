@@ -15,7 +15,7 @@ from pilothouse.gateway.spans import facts
 from pilothouse.runtime import Runtime
 from pilothouse.store import migrate
 from pilothouse.tracing.model import Span
-from pilothouse.tracing.process import NICENESS, WriterProcess
+from pilothouse.tracing.process import NICENESS, Watch, WriterProcess
 from pilothouse.tracing.writer import TraceWriter
 from tests.conftest import make_settings
 from tests.gateway.test_spans import _call
@@ -98,6 +98,38 @@ def test_the_child_uses_idle_cores_until_spans_have_waited_too_long(
         wait_for(lambda: at_rest(w.process))
         assert stored(rt.db) == 6
     finally:
+        w.close()
+        rt.db.close()
+
+
+def test_the_watch_finds_the_child_behind(tmp_path: Path, database_url: str):
+    settings = make_settings(tmp_path, database_url)  # the child's own writer: no process
+    rt = Runtime(settings)
+    rt.migrate()
+    w = TraceWriter(rt.db, settings)
+    read_end, write_end = os.pipe()
+    watch = Watch(w, read_end)
+    try:
+        assert not watch.behind()
+        # Spans in the pipe that the child does not read for a whole period: behind.
+        os.write(write_end, b"S...")
+        assert not watch.behind()  # the first look at them
+        assert watch.behind()
+        watch.frames += 1  # it read a frame: keeping up, though more waits
+        assert not watch.behind()
+        os.read(read_end, 4)
+        # The oldest span it holds waited too long.
+        w.submit(spans(1))  # ended in 2023
+        assert watch.behind()
+        assert w.flush(60)
+        assert not watch.behind()
+        w.submit(ended_now(1))
+        assert not watch.behind()
+        watch.hurry.set()  # the server waits for a flush
+        assert watch.behind()
+    finally:
+        os.close(read_end)
+        os.close(write_end)
         w.close()
         rt.db.close()
 

@@ -26,6 +26,7 @@ spilled, ``0`` on timeout). Spill files hold span objects only.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import dataclasses
 import logging
@@ -304,17 +305,25 @@ class WriterProcess:
 
 
 class Watch(threading.Thread):
-    """Tells the child's priority whether it is behind, every :data:`WATCH_SECONDS`.
+    """Tells the child's priority whether it is behind, every :data:`WATCH_SECONDS`: when the
+    oldest span it holds waited over :data:`BEHIND_SECONDS`, when spans waited in the pipe a
+    whole period without the child reading any (those behind them wait in the server, where
+    the child cannot see their age), or while someone waits for it.
 
     It runs in the normal class, so it looks even while the other threads wait for idle cores.
     """
 
-    def __init__(self, writer: TraceWriter) -> None:
+    def __init__(self, writer: TraceWriter, pipe: int) -> None:
         super().__init__(name="pilothouse-writer-watch", daemon=True)
         self.writer = writer
+        self.pipe = pipe
+        #: frames read from the pipe so far (the reading thread counts them)
+        self.frames = 0
         #: set while someone waits for the writer (a flush, the end): behind, whatever the age
         self.hurry = threading.Event()
         self._stopped = threading.Event()
+        self._frames_seen = 0  # frames read at the previous look
+        self._waiting = False  # whether bytes waited in the pipe then
 
     def run(self) -> None:
         with priority.urgent():
@@ -324,14 +333,35 @@ class Watch(threading.Thread):
                     return
 
     def check(self) -> None:
+        priority.set_behind(self.behind())
+
+    def behind(self) -> bool:
+        """Whether the child is behind now (each call is one look: the pipe's rule compares it
+        with the previous one)."""
         oldest = self.writer.waiting_since()
         waited = 0.0 if oldest is None else (time.time_ns() - oldest) / 1e9
-        priority.set_behind(self.hurry.is_set() or waited > BEHIND_SECONDS)
+        waiting = _unread(self.pipe) > 0
+        stalled = waiting and self._waiting and self.frames == self._frames_seen
+        self._waiting, self._frames_seen = waiting, self.frames
+        return self.hurry.is_set() or stalled or waited > BEHIND_SECONDS
 
     def stop(self) -> None:
         self._stopped.set()
         self.join()
         self.check()
+
+
+def _unread(pipe: int) -> int:
+    """Bytes waiting in a pipe."""
+    import fcntl  # POSIX, as the child is: imported where the server never goes
+    import termios
+
+    count = array.array("i", [0])
+    try:
+        fcntl.ioctl(pipe, termios.FIONREAD, count)
+    except OSError:  # closed: nothing more will come
+        return 0
+    return count[0]
 
 
 def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
@@ -357,10 +387,10 @@ def main() -> None:
     db = Database(settings.effective_database_url)
     writer = TraceWriter(db, settings)
     writer.start()
-    watch = Watch(writer)
-    watch.start()
     max_chars = settings.gateway_content_max_chars
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    watch = Watch(writer, stdin.fileno())
+    watch.start()
     try:
         while True:
             head = _read_exactly(stdin, FRAME.size)
@@ -370,6 +400,7 @@ def main() -> None:
             payload = _read_exactly(stdin, size)
             if payload is None:
                 return
+            watch.frames += 1
             if kind == SPANS:
                 writer.submit([parse(line, max_chars) for line in payload.split(b"\n")])
             elif kind == FLUSH:
